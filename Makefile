@@ -1,0 +1,56 @@
+# The two commands of the README (`make run`, `make test`) and their helpers.
+# Only Python 3.11+, pip and make are assumed: uv is installed with pip when absent, and uv
+# always uses this machine's Python (never downloads an interpreter).
+
+PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(shell command -v $(PYTHON))
+UV := $(PYTHON) -m uv
+RUN := $(UV) run --locked
+# mypy: every lib, and the pure domain package of every service
+MYPY_PACKAGES := $(foreach d,$(wildcard libs/*/src/contactcenter/*),contactcenter.$(notdir $(d))) \
+	$(foreach d,$(wildcard services/*/src/contactcenter/*/domain),contactcenter.$(notdir $(patsubst %/domain,%,$(d))).domain)
+
+.PHONY: help uv sync run test test-e2e lint format proto proto-check bench clean
+
+help:
+	@echo "make run    start infra, every service, and print where each listens (Ctrl-C stops all)"
+	@echo "make test   run every test suite against real PostgreSQL and the Kafka-compatible broker"
+	@echo "make lint   ruff + mypy (libs and domain code) + buf lint"
+	@echo "make proto  regenerate gRPC/protobuf code from proto/"
+	@echo "make bench  run every benchmark under bench/"
+
+uv:
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9" || $(PYTHON) -m pip install --quiet --disable-pip-version-check --user "uv==0.13.9"
+
+sync: uv
+	@$(UV) sync --locked --quiet
+
+run: sync
+	$(RUN) python -m contactcenter.infra.launcher
+
+test: sync
+	$(RUN) python -m contactcenter.contracts.codegen --check
+	$(RUN) pytest
+
+lint: sync
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy $(foreach p,$(MYPY_PACKAGES),-p $(p))
+	$(RUN) buf lint
+
+format: sync
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+proto: sync
+	$(RUN) python -m contactcenter.contracts.codegen
+
+proto-check: sync
+	$(RUN) python -m contactcenter.contracts.codegen --check
+
+bench: sync
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(RUN) python $$b; done
+
+clean:
+	rm -rf .state .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Shared contracts: event base model, event registry, topic registry, generated gRPC stubs."""

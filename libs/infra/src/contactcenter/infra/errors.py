@@ -1,0 +1,2 @@
+class InfraError(RuntimeError):
+    """A piece of local infrastructure could not start; the message says why and what to do."""

@@ -1,0 +1,138 @@
+"""Child processes that die with their launcher and stop in order."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from contactcenter.infra.errors import InfraError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: if the launcher is killed (even with SIGKILL),
+    # the kernel sends the child SIGTERM, so nothing is left orphaned.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ManagedProcess:
+    """A started child with its log file; `stop()` is SIGTERM, then SIGKILL after a grace."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        run_as: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = log_path.open("ab")
+        try:
+            self.popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                **(run_as or {}),
+                # Own session: Ctrl-C reaches the launcher only, which then stops children
+                # in order (services before the broker and the database).
+                start_new_session=True,
+                preexec_fn=_die_with_parent if os.uname().sysname == "Linux" else None,
+            )
+        except FileNotFoundError as exc:
+            self._log.close()
+            raise InfraError(f"cannot start {name}: binary not found: {argv[0]}") from exc
+        except PermissionError as exc:
+            self._log.close()
+            raise InfraError(f"cannot start {name}: {argv[0]} is not executable ({exc})") from exc
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll `ready` until true; fail with the log tail if the process dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive():
+                raise InfraError(
+                    f"{self.name} exited with code {self.popen.returncode} before {what}; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise InfraError(
+                    f"{self.name} did not become ready ({what}) within {timeout:.0f}s; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def send_signal(self, sig: int) -> None:
+        if self.alive():
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
+        """Stop the child's whole process group; returns its exit code."""
+        if self.alive():
+            try:
+                os.killpg(self.popen.pid, sig)
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+        return self.popen.returncode
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tcp_accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

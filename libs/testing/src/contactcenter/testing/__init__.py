@@ -1,0 +1,1 @@
+"""Test support: pytest fixtures for the real PostgreSQL and Kafka-compatible broker."""
