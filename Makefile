@@ -8,7 +8,7 @@ export UV_PYTHON := $(shell command -v $(PYTHON))
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --locked
 # mypy: every lib, and the pure domain package of every service
-MYPY_PACKAGES := $(foreach d,$(wildcard libs/*/src/contactcenter/*),contactcenter.$(notdir $(d))) \
+MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/contactcenter/*/py.typed)),contactcenter.$(notdir $(d))) \
 	$(foreach d,$(wildcard services/*/src/contactcenter/*/domain),contactcenter.$(notdir $(patsubst %/domain,%,$(d))).domain)
 
 .PHONY: help uv sync run test test-e2e lint format proto proto-check bench clean
