@@ -1,0 +1,65 @@
+"""The FastStream Kafka broker every service uses, built from `KafkaSettings`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from faststream import BaseMiddleware
+from faststream.kafka import KafkaBroker
+from faststream.response import PublishCommand
+
+from contactcenter.messaging.cloudevents import H_SPECVERSION
+from contactcenter.messaging.settings import KafkaSettings
+
+
+class CloudEventsPublishMiddleware(BaseMiddleware):
+    """Keeps a published CloudEvent's headers exactly as `encode` made them.
+
+    FastStream adds its own `correlation_id` header to every publish; a CloudEvent already has
+    its id (`ce_id`), so for records carrying `ce_specversion` the extra header is dropped.
+    An empty string (not None) keeps telemetry middlewares that read it working.
+    """
+
+    async def publish_scope(
+        self,
+        call_next: Callable[[PublishCommand], Awaitable[Any]],
+        cmd: PublishCommand,
+    ) -> Any:
+        if H_SPECVERSION in cmd.headers:
+            cmd.correlation_id = ""
+        return await call_next(cmd)
+
+
+def install_cloudevents_middleware(broker: KafkaBroker) -> None:
+    """Idempotent; `create_broker` does it, publishers on other brokers call it."""
+    if CloudEventsPublishMiddleware not in broker.config.broker_middlewares:
+        broker.add_middleware(CloudEventsPublishMiddleware)
+
+
+def create_broker(
+    settings: KafkaSettings,
+    *,
+    middlewares: Sequence[Any] = (),
+    description: str | None = None,
+) -> KafkaBroker:
+    """A FastStream `KafkaBroker` for `settings`; nothing connects until `broker.start()`.
+
+    `middlewares` (e.g. FastStream's Kafka telemetry middleware) wrap ours, so they see a
+    publish before the FastStream correlation id is blanked. Consumer tuning (fetch wait,
+    session/heartbeat timeouts) is per subscriber in FastStream: `subscribe_envelopes` applies
+    it from the same settings.
+    """
+    return KafkaBroker(
+        settings.servers,
+        client_id=settings.client_id,
+        request_timeout_ms=settings.request_timeout_ms,
+        acks=settings.acks,
+        linger_ms=settings.linger_ms,
+        # Tansu rejects the idempotent/transactional producer (InitProducerId).
+        enable_idempotence=False,
+        middlewares=(*middlewares, CloudEventsPublishMiddleware),
+        log_level=logging.getLevelNamesMapping()[settings.message_log_level],
+        description=description,
+    )

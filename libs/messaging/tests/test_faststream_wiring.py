@@ -1,0 +1,110 @@
+"""Wiring with FastStream's in-memory TestKafkaBroker and the AsyncAPI document: no broker.
+
+These check the declarations only; the behaviour is proven against the real broker in
+test_kafka.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+from faststream import FastStream
+from faststream.kafka import TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.specification import AsyncAPI
+
+from contactcenter.messaging.asyncapi import render_asyncapi, write_asyncapi
+from contactcenter.messaging.broker import CloudEventsPublishMiddleware, create_broker
+from contactcenter.messaging.cloudevents import EventEnvelope
+from contactcenter.messaging.publisher import EnvelopePublisher
+from contactcenter.messaging.settings import KafkaSettings
+from contactcenter.messaging.subscriber import subscribe_envelope_batches, subscribe_envelopes
+
+SETTINGS = KafkaSettings(
+    bootstrap_servers="localhost:9092", retry_backoff_ms=1, retry_backoff_max_ms=5
+)
+
+
+def envelope(tenant: str = "t-1") -> EventEnvelope:
+    return EventEnvelope(
+        id=uuid4(),
+        type="testing.ThingHappened.v1",
+        source="/contactcenter/testing",
+        subject=f"thing/{tenant}/1",
+        time=datetime.now(UTC),
+        tenant_id=tenant,
+        data={"tenant_id": tenant, "n": 1},
+    )
+
+
+def test_create_broker_connects_nothing_and_installs_the_middleware() -> None:
+    broker = create_broker(SETTINGS)
+    assert CloudEventsPublishMiddleware in broker.config.broker_middlewares
+    assert broker._connection is None
+
+
+async def test_envelopes_flow_through_the_in_memory_broker() -> None:
+    broker = create_broker(SETTINGS)
+    received: list[EventEnvelope] = []
+    dead: list[dict[str, str]] = []
+
+    async def on_thing(env: EventEnvelope) -> None:
+        received.append(env)
+
+    subscribe_envelopes(broker, "wiring.events", on_thing, group_id="g", settings=SETTINGS)
+
+    @broker.subscriber("wiring.events.dlq")
+    async def on_dead(message: KafkaMessage) -> None:
+        dead.append(dict(message.headers))
+
+    publisher = EnvelopePublisher(broker, "wiring.events")
+    sent = envelope()
+    async with TestKafkaBroker(broker):
+        await publisher.publish(sent)
+        await broker.publish(b"{bad json", topic="wiring.events", key=b"t-1")
+
+    assert received == [sent]
+    assert len(dead) == 1
+    assert dead[0]["dlq_reason"] == "invalid-cloudevent"
+    assert dead[0]["dlq_original_topic"] == "wiring.events"
+
+
+def _service_broker() -> FastStream:
+    broker = create_broker(SETTINGS)
+
+    async def project_things(batch: list[EventEnvelope]) -> None:
+        pass
+
+    subscribe_envelope_batches(
+        broker, "cc.testing.events.v1", project_things, group_id="reporting", settings=SETTINGS
+    )
+    EnvelopePublisher(broker, "cc.reporting.events.v1", title="reporting-events")
+    return FastStream(broker, specification=AsyncAPI(title="reporting", version="1.2.3"))
+
+
+def test_asyncapi_document_names_every_topic_and_is_stable(tmp_path: Path) -> None:
+    text = render_asyncapi(_service_broker())
+    doc = json.loads(text)
+
+    assert doc["asyncapi"] == "3.0.0"
+    assert doc["info"] == {"title": "reporting", "version": "1.2.3"}
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert addresses == {"cc.testing.events.v1", "cc.reporting.events.v1"}
+    assert "ProjectThings" in text  # operation named after the service's handler
+    assert render_asyncapi(_service_broker()) == text  # deterministic: fit to check in
+
+    target = tmp_path / "asyncapi.json"
+    assert write_asyncapi(_service_broker(), target) is True
+    assert write_asyncapi(_service_broker(), target) is False
+    assert target.read_text() == text
+
+
+def test_asyncapi_of_a_bare_broker() -> None:
+    broker = create_broker(SETTINGS)
+    EnvelopePublisher(broker, "cc.routing.events.v1")
+    doc = json.loads(render_asyncapi(broker, title="routing", version="0.1.0"))
+    assert doc["info"]["title"] == "routing"
+    assert [c["address"] for c in doc["channels"].values()] == ["cc.routing.events.v1"]
