@@ -6,7 +6,7 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell command -v $(PYTHON))
 UV := $(PYTHON) -m uv
-RUN := $(UV) run --locked
+RUN := $(UV) run --locked --all-packages
 # mypy: every lib, and the pure domain package of every service
 MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/contactcenter/*/py.typed)),contactcenter.$(notdir $(d))) \
 	$(foreach d,$(wildcard services/*/src/contactcenter/*/domain),contactcenter.$(notdir $(patsubst %/domain,%,$(d))).domain)
@@ -24,7 +24,7 @@ uv:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9" || $(PYTHON) -m pip install --quiet --disable-pip-version-check --user "uv==0.13.9"
 
 sync: uv
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --all-packages --quiet
 
 run: sync
 	$(RUN) python -m contactcenter.infra.launcher

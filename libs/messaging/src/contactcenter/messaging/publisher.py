@@ -46,25 +46,22 @@ class EnvelopePublisher:
 
     async def publish(self, envelope: EventEnvelope) -> Any:
         """Publish one envelope and wait for the broker's acknowledgement."""
+        return await (await self.send(envelope))
+
+    async def send(self, envelope: EventEnvelope) -> asyncio.Future[Any]:
+        """Hand one envelope to the producer; the future resolves on the broker's ack.
+        Records sent one after another keep their order per partition (aiokafka keeps one
+        request in flight per partition)."""
         record = encode(envelope)
-        return await self._publisher.publish(
+        future: asyncio.Future[Any] = await self._publisher.publish(
             record.value,
             key=record.key,
             headers={k: v.decode() for k, v in record.headers},
+            no_confirm=True,
         )
+        return future
 
     async def publish_many(self, envelopes: Iterable[EventEnvelope]) -> list[Any]:
-        """Send all, then wait for every acknowledgement (in order per partition, as aiokafka
-        keeps one request in flight per partition). Raises if any was not acknowledged."""
-        futures = []
-        for envelope in envelopes:
-            record = encode(envelope)
-            futures.append(
-                await self._publisher.publish(
-                    record.value,
-                    key=record.key,
-                    headers={k: v.decode() for k, v in record.headers},
-                    no_confirm=True,
-                )
-            )
+        """Send all, then wait for every acknowledgement. Raises if any was not acknowledged."""
+        futures = [await self.send(envelope) for envelope in envelopes]
         return list(await asyncio.gather(*futures))

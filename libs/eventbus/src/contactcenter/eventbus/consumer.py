@@ -1,0 +1,81 @@
+"""The consumer runner for projections and process managers.
+
+A projection gets batches of envelopes from Kafka and applies them to its own tables; the ids
+of the events it applied are recorded in the same transaction (`apply_once`), and the Kafka
+offsets are committed only after that transaction. A crash between the two redelivers the
+batch, and the redelivered events are recognised and skipped: the effect is exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from contactcenter.eventstore import PgConnection, apply_once
+from contactcenter.messaging.cloudevents import EventEnvelope
+from contactcenter.messaging.processing import RetryPolicy
+from contactcenter.messaging.settings import KafkaSettings
+from contactcenter.messaging.subscriber import subscribe_envelope_batches
+from contactcenter.observability import context_from_carrier
+
+_tracer = trace.get_tracer("contactcenter.eventbus.consumer")
+
+
+class Projection(Protocol):
+    """A read model or process manager fed from Kafka.
+
+    `name` is its consumer group and the key of what it applied; `apply` writes its effect
+    with `conn`, inside the transaction that also records the event as applied.
+    """
+
+    name: str
+    topics: Sequence[str]
+
+    async def apply(self, conn: PgConnection, envelope: EventEnvelope) -> None: ...
+
+
+def subscribe_projection(
+    broker: KafkaBroker,
+    pool: asyncpg.Pool,
+    schema: str,
+    projection: Projection,
+    settings: KafkaSettings,
+    *,
+    retry: RetryPolicy | None = None,
+) -> list[BatchSubscriber]:
+    """Declare one batch subscriber per topic of `projection` on `broker` (start the broker to
+    run them)."""
+
+    async def apply_traced(conn: PgConnection, envelope: EventEnvelope) -> None:
+        carrier = {"traceparent": envelope.traceparent} if envelope.traceparent else {}
+        with _tracer.start_as_current_span(
+            f"{projection.name} process",
+            context=context_from_carrier(carrier),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.consumer.group.name": projection.name,
+                "messaging.message.id": str(envelope.id),
+                "contactcenter.tenant_id": envelope.tenant_id,
+                "contactcenter.event_type": envelope.type,
+            },
+        ):
+            await projection.apply(conn, envelope)
+
+    async def handle(batch: list[EventEnvelope]) -> None:
+        await apply_once(
+            pool, schema, projection.name, batch, apply_traced, event_id=lambda e: e.id
+        )
+
+    return [
+        subscribe_envelope_batches(
+            broker, topic, handle, group_id=projection.name, settings=settings, retry=retry
+        )
+        for topic in projection.topics
+    ]

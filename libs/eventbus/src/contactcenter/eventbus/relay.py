@@ -1,0 +1,212 @@
+"""The outbox relay: tails a service's event store in commit-safe order, publishes every event
+to its context's topic (key = tenant, CloudEvents binary mode) and records how far it got.
+
+At least once: the checkpoint is saved after the broker acknowledged the whole batch, so a
+crash between the two republishes that batch (same `ce_id`s; consumers drop the repeats).
+Order: events are sent one after another in store order, and aiokafka keeps one request in
+flight per partition, so each tenant's events reach its partition in store order.
+One relay per schema runs at a time (a PostgreSQL advisory lock): replicas of a service
+wait as standbys instead of publishing twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import time
+import zlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind
+
+from contactcenter.contracts.topics import topic_for_event_type
+from contactcenter.eventstore import (
+    STORE_SOURCE,
+    Checkpoint,
+    GlobalPosition,
+    PostgresEventStore,
+    RecordedEvent,
+    load_global_position,
+    save_position,
+)
+from contactcenter.messaging.broker import create_broker
+from contactcenter.messaging.cloudevents import EventEnvelope
+from contactcenter.messaging.publisher import EnvelopePublisher
+from contactcenter.messaging.settings import KafkaSettings
+from contactcenter.observability import context_from_carrier, inject_carrier
+
+_log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("contactcenter.eventbus.relay")
+_meter = metrics.get_meter("contactcenter.eventbus.relay")
+_lag_ms = _meter.create_histogram(
+    "outbox.relay.lag", unit="ms", description="append (recorded_at) to broker ack"
+)
+_published = _meter.create_counter("outbox.relay.published", description="events published")
+
+RELAY_CONSUMER = "outbox-relay"
+
+
+def envelope_of(event: RecordedEvent, source: str, traceparent: str | None) -> EventEnvelope:
+    return EventEnvelope(
+        id=event.event_id,
+        type=event.event_type,
+        source=source,
+        subject=event.stream_id,
+        time=event.occurred_at,
+        tenant_id=event.tenant_id,
+        data=event.data,
+        traceparent=traceparent,
+        tracestate=event.metadata.get("tracestate"),
+    )
+
+
+class OutboxRelay:
+    """`await relay.run(stop)` publishes until `stop` is set."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        store: PostgresEventStore,
+        broker: KafkaBroker,
+        source: str,
+        batch_size: int = 1000,
+        idle_poll_s: float = 0.25,
+        standby_poll_s: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._store = store
+        self._broker = broker
+        self._source = source
+        self._batch_size = batch_size
+        self._idle_poll_s = idle_poll_s
+        self._standby_poll_s = standby_poll_s
+        self._publishers: dict[str, EnvelopePublisher] = {}
+        self.position = GlobalPosition.START
+        self.published = 0
+
+    def _publisher(self, topic: str) -> EnvelopePublisher:
+        publisher = self._publishers.get(topic)
+        if publisher is None:
+            publisher = EnvelopePublisher(self._broker, topic)
+            self._publishers[topic] = publisher
+        return publisher
+
+    @asynccontextmanager
+    async def _leadership(self, stop: asyncio.Event) -> AsyncIterator[bool]:
+        """Holds the schema's relay lock on a dedicated connection; yields False if stopped
+        before getting it."""
+        key = zlib.crc32(f"outbox-relay:{self._store.schema}".encode())
+        async with self._pool.acquire() as conn:
+            while not await conn.fetchval("select pg_try_advisory_lock($1)", key):
+                try:
+                    async with asyncio.timeout(self._standby_poll_s):
+                        await stop.wait()
+                    yield False
+                    return
+                except TimeoutError:
+                    continue
+            try:
+                yield True
+            finally:
+                await conn.execute("select pg_advisory_unlock($1)", key)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with self._leadership(stop) as leader:
+            if not leader:
+                return
+            schema = self._store.schema
+            self.position = await load_global_position(self._pool, schema, RELAY_CONSUMER)
+            _log.info("outbox relay of %s resumes after %s", schema, self.position)
+            async with self._store.listener() as wakeup:
+                while not stop.is_set():
+                    if not await self.publish_next_batch():
+                        await wakeup.wait(self._idle_poll_s)
+
+    async def publish_next_batch(self) -> int:
+        """Publish the next batch after the checkpoint; returns how many events it had."""
+        batch = await self._store.read_all(self.position, self._batch_size)
+        if not batch:
+            return 0
+        await self._publish(batch)
+        self.position = batch[-1].global_position
+        await save_position(
+            self._pool,
+            self._store.schema,
+            RELAY_CONSUMER,
+            Checkpoint(STORE_SOURCE, self.position),
+        )
+        self.published += len(batch)
+        return len(batch)
+
+    async def _publish(self, batch: Sequence[RecordedEvent]) -> None:
+        futures: list[asyncio.Future[Any]] = []
+        for event in batch:
+            topic = topic_for_event_type(event.event_type).name
+            # The publish span continues the trace of the command that appended the event.
+            with _tracer.start_as_current_span(
+                f"{topic} publish",
+                context=context_from_carrier(event.metadata),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": topic,
+                    "messaging.message.id": str(event.event_id),
+                    "contactcenter.tenant_id": event.tenant_id,
+                    "contactcenter.event_type": event.event_type,
+                },
+            ):
+                traceparent = inject_carrier().get("traceparent")
+                envelope = envelope_of(event, self._source, traceparent)
+                futures.append(await self._publisher(topic).send(envelope))
+        await asyncio.gather(*futures)
+        now = time.time()
+        for event in batch:
+            _lag_ms.record((now - event.recorded_at.timestamp()) * 1000.0)
+        _published.add(len(batch))
+
+
+async def _main(args: argparse.Namespace) -> None:
+    pool = await asyncpg.create_pool(args.database_url, min_size=2, max_size=4)
+    assert pool is not None
+    store = PostgresEventStore(pool, args.schema)
+    broker = create_broker(
+        KafkaSettings(bootstrap_servers=args.bootstrap_servers, client_id=f"relay-{args.schema}")
+    )
+    relay = OutboxRelay(
+        pool=pool, store=store, broker=broker, source=args.source, batch_size=args.batch_size
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    try:
+        await relay.run(stop)
+    finally:
+        await broker.stop()
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a relay on its own: `python -m contactcenter.eventbus.relay --schema ...`.
+    Services run it inside their process; this is for operators and the crash test."""
+    parser = argparse.ArgumentParser(description="outbox relay of one service schema")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("--source", required=True, help="CloudEvents source, e.g. /interactions")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(_main(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""The process skeleton every service runs (one piece of code for one job):
+settings -> telemetry -> database pool + migrations -> broker + topics + projections ->
+outbox relay -> gRPC server whose health says SERVING only when all of that is ready."""
+
+from contactcenter.servicekit.app import ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit.settings import ServiceSettings
+
+__all__ = ["ServiceApp", "ServiceContext", "ServiceDefinition", "ServiceSettings"]

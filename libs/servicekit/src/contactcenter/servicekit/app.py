@@ -1,0 +1,182 @@
+"""`ServiceApp`: start a service's parts in order, stop them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from contactcenter.contracts.topics import topic_for
+from contactcenter.eventbus import OutboxRelay, Projection, subscribe_projection
+from contactcenter.eventstore import PostgresEventStore, apply_migrations
+from contactcenter.grpckit import GrpcServer, HealthState, ServiceRegistration, create_server
+from contactcenter.messaging.admin import ensure_topics
+from contactcenter.messaging.broker import create_broker
+from contactcenter.observability import Telemetry, setup_telemetry
+from contactcenter.servicekit.settings import ServiceSettings
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """What a service's adapters are built from once the infrastructure is up."""
+
+    name: str
+    settings: ServiceSettings
+    schema: str
+    pool: asyncpg.Pool
+    store: PostgresEventStore
+    broker: KafkaBroker
+    health: HealthState
+    telemetry: Telemetry
+
+
+@dataclass
+class ServiceDefinition:
+    """What a service supplies: its name (= topic context), migrations, gRPC services and
+    projections, each built from the context."""
+
+    name: str
+    migrations: Path | None = None
+    grpc_services: Callable[[ServiceContext], Sequence[ServiceRegistration]] = lambda _: ()
+    projections: Callable[[ServiceContext], Sequence[Projection]] = lambda _: ()
+    #: Whether the service owns an event topic of its own (`cc.<name>.events.v1`).
+    publishes: bool = True
+    extra_topics: Sequence[str] = field(default_factory=tuple)
+
+
+class ServiceApp:
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.health = HealthState()
+        self.context: ServiceContext | None = None
+        self.grpc: GrpcServer | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._pool: asyncpg.Pool | None = None
+        self._broker: KafkaBroker | None = None
+        self._telemetry: Telemetry | None = None
+
+    @property
+    def schema(self) -> str:
+        return self.settings.db_schema or self.definition.name.replace("-", "_")
+
+    async def start(self) -> None:
+        d, s = self.definition, self.settings
+        self._telemetry = setup_telemetry(d.name, log_level=s.log_level)
+        # gRPC first: orchestrators and `make run` can ask its health (NOT_SERVING) at once.
+        self._pool = await self._connect_database()
+        await apply_migrations(
+            self._pool, self.schema, [d.migrations] if d.migrations is not None else []
+        )
+        store = PostgresEventStore(self._pool, self.schema)
+        kafka = s.kafka(client_id=d.name)
+        self._broker = create_broker(kafka)
+        self.context = ServiceContext(
+            name=d.name,
+            settings=s,
+            schema=self.schema,
+            pool=self._pool,
+            store=store,
+            broker=self._broker,
+            health=self.health,
+            telemetry=self._telemetry,
+        )
+        self.grpc = create_server(
+            s.grpc(),
+            list(d.grpc_services(self.context)),
+            health_state=self.health,
+            interceptors=[aio_server_interceptor()],  # type: ignore[no-untyped-call]
+        )
+        await self.grpc.start()
+        await self.health.mark_ready("database")
+
+        projections = list(d.projections(self.context))
+        for projection in projections:
+            subscribe_projection(self._broker, self._pool, self.schema, projection, kafka)
+        await asyncio.wait_for(
+            ensure_topics(
+                s.kafka_bootstrap_servers, self._topics(projections), partitions=s.kafka_partitions
+            ),
+            s.startup_timeout_s,
+        )
+        await self._broker.start()
+        await self.health.mark_ready("broker")
+        if d.publishes:
+            relay = OutboxRelay(
+                pool=self._pool, store=store, broker=self._broker, source=f"/contactcenter/{d.name}"
+            )
+            self._relay_task = asyncio.create_task(relay.run(self._stop), name="outbox-relay")
+        await self.health.mark_ready("projections")
+        _log.info("%s serving gRPC on %s", d.name, self.grpc.address)
+
+    def _topics(self, projections: Sequence[Projection]) -> list[str]:
+        topics = set(self.definition.extra_topics)
+        if self.definition.publishes:
+            topics.add(topic_for(self.definition.name).name)
+        for projection in projections:
+            topics.update(projection.topics)
+        return sorted(topics | {f"{t}.dlq" for t in topics})
+
+    async def _connect_database(self) -> asyncpg.Pool:
+        s = self.settings
+        deadline = asyncio.get_running_loop().time() + s.startup_timeout_s
+        while True:
+            try:
+                pool = await asyncpg.create_pool(
+                    s.database_url, min_size=s.db_pool_min_size, max_size=s.db_pool_max_size
+                )
+                assert pool is not None
+                return pool
+            except (OSError, asyncpg.PostgresError) as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(f"database not reachable: {exc}") from exc
+                _log.warning("waiting for the database: %s", exc)
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self.grpc is not None:
+            await self.grpc.stop()
+        if self._relay_task is not None:
+            try:
+                await asyncio.wait_for(self._relay_task, 10)
+            except (TimeoutError, Exception) as exc:  # the relay resumes from its checkpoint
+                _log.warning("relay did not stop cleanly: %r", exc)
+        if self._broker is not None:
+            await self._broker.stop()
+        if self.context is not None:
+            await self.context.store.aclose()
+        if self._pool is not None:
+            await self._pool.close()
+        if self._telemetry is not None:
+            self._telemetry.shutdown()
+
+    async def serve(self) -> None:
+        """Start, run until SIGINT/SIGTERM, stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        try:
+            await self.start()
+            relay = self._relay_task
+            waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._stop.wait())]
+            if relay is not None:
+                waiters.append(relay)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if relay is not None and relay.done() and relay.exception() is not None:
+                raise RuntimeError("the outbox relay failed") from relay.exception()
+        finally:
+            await self.stop()
+
+    def run(self) -> None:
+        asyncio.run(self.serve())

@@ -1,0 +1,52 @@
+"""Settings every service shares; a service subclasses them with its own env prefix:
+
+class InteractionsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CC_INTERACTIONS_", env_nested_delimiter="__")
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contactcenter.grpckit import AuthSettings, GrpcServerSettings
+from contactcenter.messaging.settings import KafkaSettings
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+
+    database_url: str = "postgresql://postgres@localhost:5432/postgres"
+    #: PostgreSQL schema of the service's tables; defaults to the service name.
+    db_schema: str | None = None
+    db_pool_min_size: int = Field(default=2, ge=1)
+    db_pool_max_size: int = Field(default=20, ge=1)
+    #: How long start-up waits for the database and the broker before giving up.
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+
+    kafka_bootstrap_servers: str = "localhost:9092"
+    #: Partitions of the topics the service creates when they do not exist yet.
+    kafka_partitions: int = Field(default=6, ge=1)
+    #: Consumer latency matters for every projection: Tansu answers a waiting fetch only when
+    #: fetch_max_wait_ms expires.
+    kafka_fetch_max_wait_ms: int = Field(default=5, ge=0)
+    kafka_session_timeout_ms: int = Field(default=10_000, gt=0)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, gt=0)
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=0, ge=0, le=65535)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    log_level: str = "INFO"
+
+    def kafka(self, client_id: str) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            client_id=client_id,
+            fetch_max_wait_ms=self.kafka_fetch_max_wait_ms,
+            session_timeout_ms=self.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.kafka_heartbeat_interval_ms,
+        )
+
+    def grpc(self) -> GrpcServerSettings:
+        return GrpcServerSettings(host=self.grpc_host, port=self.grpc_port, auth=self.auth)

@@ -1,0 +1,121 @@
+"""The pure domain of the interactions service: events, the Interaction aggregate, decisions.
+
+Imports nothing but the standard library, pydantic and `contactcenter.contracts`.
+
+    events = decide(state, Hold(agent_id="a-1"), CommandContext(tenant_id=t, now=now))
+    state = Interaction.from_events(stored_events)  # or state.apply(event)
+"""
+
+from contactcenter.interactions.domain import events
+from contactcenter.interactions.domain.commands import (
+    Abandon,
+    AddNote,
+    AppendMessage,
+    AppendTranscript,
+    Assign,
+    Command,
+    CommandContext,
+    Complete,
+    Conference,
+    Connect,
+    CreateInteraction,
+    End,
+    Enqueue,
+    Fail,
+    Hold,
+    LeaveConference,
+    LinkProfile,
+    MarkRepeat,
+    Offer,
+    QueueTarget,
+    RecordSatisfaction,
+    Resume,
+    Transfer,
+    WithdrawOffer,
+)
+from contactcenter.interactions.domain.decisions import (
+    ALLOWED_FROM,
+    ALLOWED_IN_EVERY_STATE,
+    decide,
+)
+from contactcenter.interactions.domain.events import (
+    CONTEXT,
+    EVENT_TYPES,
+    STREAM_CATEGORY,
+    InteractionEvent,
+)
+from contactcenter.interactions.domain.interaction import Interaction
+from contactcenter.interactions.domain.repeat import (
+    PreviousContact,
+    RepeatPolicy,
+    find_repeat_of,
+    repeat_command,
+)
+from contactcenter.interactions.domain.values import (
+    AttachmentRef,
+    Author,
+    AuthorRole,
+    Channel,
+    Direction,
+    EndedBy,
+    InteractionState,
+    MessageDirection,
+    OfferWithdrawalReason,
+    ProfileLinkReason,
+    QueueReason,
+    SkillRequirement,
+    TransferMode,
+)
+
+__all__ = [
+    "ALLOWED_FROM",
+    "ALLOWED_IN_EVERY_STATE",
+    "CONTEXT",
+    "EVENT_TYPES",
+    "STREAM_CATEGORY",
+    "Abandon",
+    "AddNote",
+    "AppendMessage",
+    "AppendTranscript",
+    "Assign",
+    "AttachmentRef",
+    "Author",
+    "AuthorRole",
+    "Channel",
+    "Command",
+    "CommandContext",
+    "Complete",
+    "Conference",
+    "Connect",
+    "CreateInteraction",
+    "Direction",
+    "End",
+    "EndedBy",
+    "Enqueue",
+    "Fail",
+    "Hold",
+    "Interaction",
+    "InteractionEvent",
+    "InteractionState",
+    "LeaveConference",
+    "LinkProfile",
+    "MarkRepeat",
+    "MessageDirection",
+    "Offer",
+    "OfferWithdrawalReason",
+    "PreviousContact",
+    "ProfileLinkReason",
+    "QueueReason",
+    "QueueTarget",
+    "RecordSatisfaction",
+    "RepeatPolicy",
+    "Resume",
+    "SkillRequirement",
+    "Transfer",
+    "TransferMode",
+    "WithdrawOffer",
+    "decide",
+    "events",
+    "find_repeat_of",
+    "repeat_command",
+]
