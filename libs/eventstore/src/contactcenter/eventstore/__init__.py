@@ -1,0 +1,57 @@
+"""Event store per service in its PostgreSQL schema, its in-memory twin, SQL migrations and
+consumer tracking (exactly-once effects on at-least-once delivery)."""
+
+from contactcenter.eventstore._pg import PgConnection, PgPool, notify_channel
+from contactcenter.eventstore.errors import (
+    IdempotencyKeyReused,
+    MigrationChecksumMismatch,
+    MigrationError,
+)
+from contactcenter.eventstore.memory import InMemoryEventStore
+from contactcenter.eventstore.migrate import apply_migrations
+from contactcenter.eventstore.model import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    GlobalPosition,
+    RecordedEvent,
+    Snapshot,
+)
+from contactcenter.eventstore.postgres import PostgresEventStore
+from contactcenter.eventstore.store import AppendListener, EventStore
+from contactcenter.eventstore.tracking import (
+    STORE_SOURCE,
+    Checkpoint,
+    apply_once,
+    load_global_position,
+    load_position,
+    reset_consumer,
+    save_position,
+)
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STORE_SOURCE",
+    "AppendListener",
+    "AppendResult",
+    "Checkpoint",
+    "EventStore",
+    "GlobalPosition",
+    "IdempotencyKeyReused",
+    "InMemoryEventStore",
+    "MigrationChecksumMismatch",
+    "MigrationError",
+    "PgConnection",
+    "PgPool",
+    "PostgresEventStore",
+    "RecordedEvent",
+    "Snapshot",
+    "apply_migrations",
+    "apply_once",
+    "load_global_position",
+    "load_position",
+    "notify_channel",
+    "reset_consumer",
+    "save_position",
+]

@@ -1,0 +1,46 @@
+"""Small PostgreSQL helpers shared by the store, the migrations and the consumer tracking."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+#: A pool of the caller's (any record class).
+PgPool: TypeAlias = "asyncpg.Pool[Any]"
+#: A connection, direct or borrowed from a pool.
+PgConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+
+#: PostgreSQL truncates identifiers (and refuses channel names) beyond 63 bytes.
+_MAX_IDENTIFIER_BYTES = 63
+
+
+def quote_ident(name: str) -> str:
+    """`name` as a quoted SQL identifier, safe to put into a statement."""
+    if not name or "\x00" in name:
+        raise ValueError(f"invalid SQL identifier {name!r}")
+    if len(name.encode()) > _MAX_IDENTIFIER_BYTES:
+        raise ValueError(f"SQL identifier longer than {_MAX_IDENTIFIER_BYTES} bytes: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel on which a schema's event store announces appends."""
+    channel = f"{schema}.events"
+    if len(channel.encode()) <= _MAX_IDENTIFIER_BYTES:
+        return channel
+    return "events." + hashlib.sha256(schema.encode()).hexdigest()[:32]
+
+
+@asynccontextmanager
+async def connection(target: PgPool | PgConnection) -> AsyncIterator[PgConnection]:
+    """A connection from a pool (returned afterwards), or the connection given."""
+    if isinstance(target, asyncpg.Pool):
+        async with target.acquire() as conn:
+            yield conn
+    else:
+        yield target

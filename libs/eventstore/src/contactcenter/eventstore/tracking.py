@@ -1,0 +1,149 @@
+"""Exactly-once effects for consumers (projections, process managers) on at-least-once delivery.
+
+A consumer writes its read model and records what it applied in ONE transaction
+(`<schema>.consumer_applied`, `<schema>.consumer_positions`, from migrations/0002), so a batch
+redelivered after a crash, or overlapping one already applied, changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from contactcenter.eventstore._pg import PgConnection, PgPool, connection, quote_ident
+from contactcenter.eventstore.model import GlobalPosition
+
+T = TypeVar("T")
+
+#: The `source` under which a consumer of an event store (e.g. the outbox relay) keeps its
+#: checkpoint by default.
+STORE_SOURCE = "eventstore"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """How far a consumer got in one source: a Kafka offset (`topic:partition`) or a store's
+    GlobalPosition."""
+
+    source: str
+    position: int | GlobalPosition
+
+
+def _event_id_of(item: Any) -> UUID:
+    event_id = item.event_id
+    if not isinstance(event_id, UUID):
+        raise TypeError(f"event_id must be a UUID, got {event_id!r}")
+    return event_id
+
+
+async def apply_once(
+    target: PgPool | PgConnection,
+    schema: str,
+    consumer: str,
+    items: Sequence[T],
+    apply: Callable[[PgConnection, T], Awaitable[None]],
+    *,
+    event_id: Callable[[T], UUID] = _event_id_of,
+    checkpoint: Checkpoint | None = None,
+) -> int:
+    """Apply each item not yet applied by `consumer`, in order; returns how many were applied.
+
+    In one transaction: claims the items' event ids (`event_id(item)`, by default its
+    `event_id` attribute, as on DomainEvent and RecordedEvent), calls `apply(conn, item)` for
+    the ones not applied before (on the same connection, so the read model's writes commit or
+    roll back with the claim), records `checkpoint` if given, and commits. An exception in
+    `apply` rolls everything back and propagates: the batch can simply be redelivered.
+    """
+    s = quote_ident(schema)
+    ids = [event_id(item) for item in items]
+    async with connection(target) as conn, conn.transaction():
+        # Claiming first (rather than checking, then inserting) makes a concurrent duplicate
+        # batch of the same consumer wait here for ours, then skip what we applied. Claims
+        # are taken in id order so that two overlapping batches cannot deadlock.
+        rows = await conn.fetch(
+            f"insert into {s}.consumer_applied (consumer, event_id) "
+            "select $1, id from unnest($2::uuid[]) as id order by id "
+            "on conflict do nothing returning event_id",
+            consumer,
+            ids,
+        )
+        claimed = {r["event_id"] for r in rows}
+        applied = 0
+        for item, item_id in zip(items, ids, strict=True):
+            if item_id in claimed:
+                claimed.discard(item_id)  # a duplicate within the batch applies once
+                await apply(conn, item)
+                applied += 1
+        if checkpoint is not None:
+            await save_position(conn, schema, consumer, checkpoint)
+    return applied
+
+
+async def save_position(
+    target: PgPool | PgConnection, schema: str, consumer: str, checkpoint: Checkpoint
+) -> None:
+    """Record how far `consumer` got in `checkpoint.source`; never moves it backwards (a
+    redelivered older batch must not rewind). Call inside the consumer's own transaction."""
+    s = quote_ident(schema)
+    position = checkpoint.position
+    xid, pos = (
+        (position.transaction_id, position.position)
+        if isinstance(position, GlobalPosition)
+        else (None, position)
+    )
+    async with connection(target) as conn:
+        await conn.execute(
+            f"insert into {s}.consumer_positions as old "
+            "(consumer, source, transaction_id, position) values ($1, $2, $3::xid8, $4) "
+            "on conflict (consumer, source) do update "
+            "set transaction_id = excluded.transaction_id, position = excluded.position, "
+            "updated_at = now() "
+            "where (coalesce(old.transaction_id, '0'::xid8), old.position) "
+            "< (coalesce(excluded.transaction_id, '0'::xid8), excluded.position)",
+            consumer,
+            checkpoint.source,
+            xid,
+            pos,
+        )
+
+
+async def load_position(
+    target: PgPool | PgConnection, schema: str, consumer: str, source: str
+) -> int | None:
+    """The offset recorded for a Kafka-style source, or None."""
+    s = quote_ident(schema)
+    async with connection(target) as conn:
+        position: int | None = await conn.fetchval(
+            f"select position from {s}.consumer_positions where consumer = $1 and source = $2",
+            consumer,
+            source,
+        )
+    return position
+
+
+async def load_global_position(
+    target: PgPool | PgConnection, schema: str, consumer: str, source: str = STORE_SOURCE
+) -> GlobalPosition:
+    """The event-store checkpoint recorded for `consumer`, or GlobalPosition.START."""
+    s = quote_ident(schema)
+    async with connection(target) as conn:
+        row = await conn.fetchrow(
+            f"select transaction_id, position from {s}.consumer_positions "
+            "where consumer = $1 and source = $2",
+            consumer,
+            source,
+        )
+    if row is None:
+        return GlobalPosition.START
+    return GlobalPosition(row["transaction_id"] or 0, row["position"])
+
+
+async def reset_consumer(target: PgPool | PgConnection, schema: str, consumer: str) -> None:
+    """Forget what `consumer` applied and where it was: for rebuilding a read model from zero
+    (truncate the read model in the same transaction)."""
+    s = quote_ident(schema)
+    async with connection(target) as conn, conn.transaction():
+        await conn.execute(f"delete from {s}.consumer_applied where consumer = $1", consumer)
+        await conn.execute(f"delete from {s}.consumer_positions where consumer = $1", consumer)

@@ -1,0 +1,134 @@
+"""What only the PostgreSQL store has: schemas, transaction visibility, NOTIFY, query plans."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from contactcenter.contracts.streams import stream_id
+from contactcenter.eventstore import (
+    ANY,
+    GlobalPosition,
+    PgConnection,
+    PostgresEventStore,
+    apply_migrations,
+    notify_channel,
+)
+
+ODD_SCHEMA = 'Odd "schema"; drop table x'
+
+
+async def test_each_schema_is_its_own_store(pool, pg_store, tenant_id, happened):
+    await apply_migrations(pool, ODD_SCHEMA)
+    odd = PostgresEventStore(pool, ODD_SCHEMA)
+    sid = stream_id("thing", tenant_id, "1")
+
+    await pg_store.append(sid, [happened(tenant_id, 1)], expected_version=0)
+    await odd.append(sid, [happened(tenant_id, 2), happened(tenant_id, 3)], expected_version=0)
+
+    assert [r.data["n"] for r in await pg_store.read_stream(sid)] == [1]
+    assert [r.data["n"] for r in await odd.read_stream(sid)] == [2, 3]
+    assert len(await odd.read_all(GlobalPosition.START)) == 2
+    assert notify_channel(ODD_SCHEMA) != notify_channel("svc")
+    async with pool.acquire() as conn:
+        tables = await conn.fetch(
+            "select table_name from information_schema.tables where table_schema = $1",
+            ODD_SCHEMA,
+        )
+    assert {"events", "requests", "snapshots", "schema_migrations"} <= {
+        t["table_name"] for t in tables
+    }
+    await odd.aclose()
+
+
+async def test_read_all_hides_commits_behind_a_transaction_in_flight(
+    pool, pg_store, schema, tenant_id, happened
+):
+    """Deterministically: B commits while A (older xid, lower position) is still open."""
+    a_inserted, release_a = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn: PgConnection) -> None:
+        a_inserted.set()
+        await release_a.wait()
+
+    slow = PostgresEventStore(pool, schema, notify=False, _hold_transaction=hold)
+    a_stream, b_stream = (stream_id("thing", tenant_id, x) for x in ("a", "b"))
+    a_event, b_event = happened(tenant_id, 1), happened(tenant_id, 2)
+
+    appending_a = asyncio.create_task(slow.append(a_stream, [a_event], expected_version=0))
+    await a_inserted.wait()
+    await pg_store.append(b_stream, [b_event], expected_version=0)
+
+    # B is committed and visible to plain reads, but read_all holds it back behind A...
+    assert [r.event_id for r in await pg_store.read_stream(b_stream)] == [b_event.event_id]
+    assert await pg_store.read_all(GlobalPosition.START) == []
+
+    release_a.set()
+    await appending_a
+    # ... so a checkpoint taken before A committed can never be past A.
+    recorded = await pg_store.read_all(GlobalPosition.START)
+    assert [r.event_id for r in recorded] == [a_event.event_id, b_event.event_id]
+    assert recorded[0].transaction_id < recorded[1].transaction_id
+    assert recorded[0].position < recorded[1].position
+
+
+async def test_read_all_uses_the_global_order_index(pool, pg_store, schema, tenant_id, happened):
+    for n in range(40):
+        events = [happened(tenant_id, n) for _ in range(50)]
+        await pg_store.append(stream_id("thing", tenant_id, str(n)), events, expected_version=0)
+    async with pool.acquire() as conn:
+        await conn.execute(f"analyze {schema}.events")
+        middle = await conn.fetchrow(
+            f"select transaction_id, position from {schema}.events order by position offset 1000"
+        )
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "explain " + pg_store._sql_read_all.replace("$3", "100"),
+                middle["transaction_id"],
+                middle["position"],
+            )
+        )
+    assert "events_global_order_idx" in plan, plan
+    assert "Sort" not in plan, plan
+
+
+async def test_notify_reaches_listeners_of_other_replicas_only_for_their_schema(
+    database_url, pool, pg_store, schema, tenant_id, happened
+):
+    await apply_migrations(pool, "other")
+    replica_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        replica = PostgresEventStore(replica_pool, schema)
+        other = PostgresEventStore(replica_pool, "other")
+        async with replica.listener() as appends, other.listener() as other_appends:
+            await pg_store.append(
+                stream_id("thing", tenant_id, "1"), [happened(tenant_id)], expected_version=ANY
+            )
+            assert await appends.wait(5.0)
+            assert not await other_appends.wait(0.2)
+    finally:
+        await replica_pool.close()
+
+
+async def test_notify_can_be_turned_off(pool, schema, tenant_id, happened):
+    quiet = PostgresEventStore(pool, schema, notify=False)
+    listening = PostgresEventStore(pool, schema)
+    async with listening.listener() as appends:
+        await quiet.append(
+            stream_id("thing", tenant_id, "1"), [happened(tenant_id)], expected_version=0
+        )
+        assert not await appends.wait(0.2)
+
+
+async def test_any_retries_until_it_lands(pool, schema, tenant_id, happened):
+    """Many writers, one stream, ANY: every append lands once, versions dense."""
+    store = PostgresEventStore(pool, schema, notify=False)
+    sid = stream_id("thing", tenant_id, uuid.uuid4().hex)
+    results = await asyncio.gather(
+        *(store.append(sid, [happened(tenant_id, n)], expected_version=ANY) for n in range(40))
+    )
+    assert sorted(r.first_version for r in results) == list(range(1, 41))
+    assert [r.version for r in await store.read_stream(sid)] == list(range(1, 41))
