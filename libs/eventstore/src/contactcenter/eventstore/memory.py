@@ -62,6 +62,7 @@ class InMemoryEventStore:
         self,
         stream_id: str,
         events: Sequence[DomainEvent],
+        /,
         *,
         expected_version: int,
         request_id: str | None = None,
@@ -184,6 +185,9 @@ class InMemoryEventStore:
             yield wakeup
         finally:
             self._wakeups.discard(wakeup)
+
+    async def aclose(self) -> None:
+        """Nothing runs in the background here."""
 
 
 def _replay(prior: tuple[str, AppendResult, str | None]) -> AppendResult:

@@ -146,6 +146,7 @@ class PostgresEventStore:
         self,
         stream_id: str,
         events: Sequence[DomainEvent],
+        /,
         *,
         expected_version: int,
         request_id: str | None = None,
@@ -248,8 +249,9 @@ class PostgresEventStore:
         (figures: scripts/append_throughput.py).
         """
         self._notify_pending = True
-        if self._notifier is None or self._notifier.done():
-            self._notifier = asyncio.get_running_loop().create_task(self._send_notifies())
+        loop = asyncio.get_running_loop()
+        if self._notifier is None or self._notifier.done() or self._notifier.get_loop() is not loop:
+            self._notifier = loop.create_task(self._send_notifies())
 
     async def _send_notifies(self) -> None:
         # Leaves the loop only when no append completed since the last NOTIFY was sent.

@@ -27,6 +27,7 @@ class EventStore(Protocol):
         self,
         stream_id: str,
         events: Sequence[DomainEvent],
+        /,
         *,
         expected_version: int,
         request_id: str | None = None,
@@ -86,6 +87,10 @@ class EventStore(Protocol):
 
     def listener(self) -> AbstractAsyncContextManager[AppendListener]:
         """`async with store.listener() as appends: await appends.wait(1.0)`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Finish background work (a pending NOTIFY); call before closing the pool."""
         ...
 
 

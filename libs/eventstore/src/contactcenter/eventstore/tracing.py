@@ -4,8 +4,8 @@ in the events' metadata (`traceparent`), so the relay's publish and every consum
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Concatenate, TypeVar
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from opentelemetry import propagate, trace
 
@@ -15,7 +15,10 @@ _tracer = trace.get_tracer("contactcenter.eventstore")
 
 S = TypeVar("S")
 R = TypeVar("R")
-Append = Callable[Concatenate[S, str, Sequence[DomainEvent], ...], Awaitable[R]]
+P = ParamSpec("P")
+#: `append(self, stream_id, events, /, *, ...)`; the ParamSpec keeps the keyword parameters'
+#: types, so a decorated store still satisfies the EventStore protocol.
+Append = Callable[Concatenate[S, str, Sequence[DomainEvent], P], Coroutine[Any, Any, R]]
 
 
 def trace_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
@@ -26,7 +29,7 @@ def trace_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return carrier
 
 
-def traced_append(append: Append[S, R]) -> Append[S, R]:
+def traced_append(append: Append[S, P, R]) -> Append[S, P, R]:
     """Wrap an event store's `append` in a span and record the trace context it runs in."""
 
     @functools.wraps(append)
@@ -34,16 +37,16 @@ def traced_append(append: Append[S, R]) -> Append[S, R]:
         self: S,
         stream_id: str,
         events: Sequence[DomainEvent],
-        *args: Any,
-        metadata: Mapping[str, str] | None = None,
-        **kwargs: Any,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> R:
         with _tracer.start_as_current_span(
             "eventstore.append",
             attributes={"contactcenter.stream_id": stream_id, "contactcenter.events": len(events)},
         ):
-            return await append(
-                self, stream_id, events, *args, metadata=trace_metadata(metadata), **kwargs
-            )
+            metadata = cast("Mapping[str, str] | None", kwargs.get("metadata"))
+            kwargs["metadata"] = trace_metadata(metadata)
+            return await append(self, stream_id, events, *args, **kwargs)
 
     return traced
