@@ -33,6 +33,7 @@ from contactcenter.eventstore import (
     GlobalPosition,
     PostgresEventStore,
     RecordedEvent,
+    create_pool,
     load_global_position,
     save_position,
 )
@@ -174,8 +175,7 @@ class OutboxRelay:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    pool = await asyncpg.create_pool(args.database_url, min_size=2, max_size=4)
-    assert pool is not None
+    pool = await create_pool(args.database_url, min_size=2, max_size=4)
     store = PostgresEventStore(pool, args.schema)
     broker = create_broker(
         KafkaSettings(bootstrap_servers=args.bootstrap_servers, client_id=f"relay-{args.schema}")

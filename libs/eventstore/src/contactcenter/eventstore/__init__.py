@@ -3,7 +3,7 @@ consumer tracking (exactly-once effects on at-least-once delivery)."""
 
 from typing import TYPE_CHECKING
 
-from contactcenter.eventstore._pg import PgConnection, PgPool, notify_channel
+from contactcenter.eventstore._pg import PgConnection, PgPool, create_pool, notify_channel
 from contactcenter.eventstore.errors import (
     IdempotencyKeyReused,
     MigrationChecksumMismatch,
@@ -51,6 +51,7 @@ __all__ = [
     "Snapshot",
     "apply_migrations",
     "apply_once",
+    "create_pool",
     "load_global_position",
     "load_position",
     "notify_channel",

@@ -44,3 +44,21 @@ async def connection(target: PgPool | PgConnection) -> AsyncIterator[PgConnectio
             yield conn
     else:
         yield target
+
+
+async def _release_cheaply(conn: asyncpg.Connection[Any]) -> None:
+    # asyncpg's default reset costs a round trip on every release (RESET ALL, UNLISTEN *,
+    # advisory unlocks, ...), which halves the append rate of a busy service. Our code scopes
+    # transactions, listeners and advisory locks itself; what can leak on a cancelled task is
+    # an open transaction, and checking for it needs no round trip.
+    if conn.is_in_transaction():
+        await conn.execute("rollback")
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> PgPool:
+    """The pool every service and tool uses: asyncpg, with a release that costs no round trip."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, reset=_release_cheaply
+    )
+    assert pool is not None
+    return pool

@@ -87,21 +87,26 @@ class PostgresEventStore:
             "), go as ("
             " select cur.version from cur"
             " where not exists (select from prior) and ($4::bigint < 0 or cur.version = $4)"
+            # The events travel as ONE JSON parameter, `[[type, payload], ...]`: encoding
+            # seven typed arrays cost the client more CPU than the rest of the round trip.
+            "), evs as ("
+            " select e.ord, e.x->>0 as event_type, e.x->1 as data,"
+            " (e.x->1->>'event_id')::uuid as event_id"
+            " from jsonb_array_elements($5::text::jsonb) with ordinality as e(x, ord)"
             "), ins as ("
             f" insert into {s}.events (stream_id, version, event_id, event_type, tenant_id,"
             " occurred_at, correlation_id, causation_id, data, metadata)"
-            " select $1, go.version + e.ord, e.event_id, e.event_type, $2, e.occurred_at,"
-            " e.correlation_id, e.causation_id, e.data::jsonb, $10::text::jsonb"
-            " from go cross join unnest($5::uuid[], $6::text[], $7::timestamptz[],"
-            " $8::uuid[], $9::uuid[], $11::text[]) with ordinality"
-            " as e(event_id, event_type, occurred_at, correlation_id, causation_id, data, ord)"
-            " order by e.ord"
+            " select $1, go.version + evs.ord, evs.event_id, evs.event_type, $2,"
+            " (evs.data->>'occurred_at')::timestamptz, (evs.data->>'correlation_id')::uuid,"
+            " (evs.data->>'causation_id')::uuid, evs.data, $6::text::jsonb"
+            " from go cross join evs order by evs.ord"
             "), req as ("
             f" insert into {s}.requests (tenant_id, request_id, request_hash, stream_id,"
             " first_version, last_version, event_ids, result)"
-            " select $2, $3, $12, $1, go.version + 1, go.version + cardinality($5::uuid[]),"
-            " $5::uuid[], $13::text::jsonb"
-            " from go where $3::text is not null"
+            " select $2, $3, $7, $1, go.version + 1, go.version + ids.n, ids.event_ids,"
+            " $8::text::jsonb"
+            " from go cross join (select count(*) as n, array_agg(event_id order by ord)"
+            " as event_ids from evs) as ids where $3::text is not null"
             ")"
             " select cur.version as current_version, p.*"
             " from cur left join prior p on true"
@@ -200,19 +205,18 @@ class PostgresEventStore:
     async def _append_once(self, conn: PgConnection, a: _Append) -> AppendResult:
         events = a.events
         event_ids = [e.event_id for e in events]
+        # Wire names are `<context>.<Name>.v<N>` (no characters to escape); each payload is
+        # DomainEvent.payload() as JSON, serialised by pydantic-core in one step.
+        events_json = (
+            "[" + ",".join(f'["{e.event_type}",{e.model_dump_json()}]' for e in events) + "]"
+        )
         args = (
             a.stream_id,
             a.tenant_id,
             a.request_id,
             a.expected_version,
-            event_ids,
-            [e.event_type for e in events],
-            [e.occurred_at for e in events],
-            [e.correlation_id for e in events],
-            [e.causation_id for e in events],
+            events_json,
             a.metadata_json,
-            # The JSON of DomainEvent.payload(), serialised by pydantic-core in one step.
-            [e.model_dump_json() for e in events],
             a.fingerprint,
             a.result_json,
         )

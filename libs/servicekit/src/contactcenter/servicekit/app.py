@@ -15,7 +15,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventbus import OutboxRelay, Projection, subscribe_projection
-from contactcenter.eventstore import PostgresEventStore, apply_migrations
+from contactcenter.eventstore import PostgresEventStore, apply_migrations, create_pool
 from contactcenter.grpckit import GrpcServer, HealthState, ServiceRegistration, create_server
 from contactcenter.messaging.admin import ensure_topics
 from contactcenter.messaging.broker import create_broker
@@ -132,11 +132,9 @@ class ServiceApp:
         deadline = asyncio.get_running_loop().time() + s.startup_timeout_s
         while True:
             try:
-                pool = await asyncpg.create_pool(
+                return await create_pool(
                     s.database_url, min_size=s.db_pool_min_size, max_size=s.db_pool_max_size
                 )
-                assert pool is not None
-                return pool
             except (OSError, asyncpg.PostgresError) as exc:
                 if asyncio.get_running_loop().time() > deadline:
                     raise RuntimeError(f"database not reachable: {exc}") from exc
