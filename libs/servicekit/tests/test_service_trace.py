@@ -71,6 +71,7 @@ async def service(
         name="interactions",
         grpc_services=lambda ctx: [diagnostics_registration(AppendingEcho(ctx))],
         projections=lambda ctx: [seen],
+        consumes=[topic_for("interactions").name],
     )
     settings = ServiceSettings(
         database_url=database_url,

@@ -8,17 +8,24 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Union
 
 import asyncpg
 from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from contactcenter.contracts.events import DomainEvent
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventbus import OutboxRelay, Projection, subscribe_projection
 from contactcenter.eventstore import PostgresEventStore, apply_migrations, create_pool
 from contactcenter.grpckit import GrpcServer, HealthState, ServiceRegistration, create_server
 from contactcenter.messaging.admin import ensure_topics
+from contactcenter.messaging.asyncapi import render_asyncapi
 from contactcenter.messaging.broker import create_broker
+from contactcenter.messaging.cloudevents import EventEnvelope
+from contactcenter.messaging.publisher import EnvelopePublisher
+from contactcenter.messaging.settings import KafkaSettings
+from contactcenter.messaging.subscriber import subscribe_envelope_batches
 from contactcenter.observability import Telemetry, setup_telemetry
 from contactcenter.servicekit.settings import ServiceSettings
 
@@ -50,7 +57,42 @@ class ServiceDefinition:
     projections: Callable[[ServiceContext], Sequence[Projection]] = lambda _: ()
     #: Whether the service owns an event topic of its own (`cc.<name>.events.v1`).
     publishes: bool = True
+    #: The event models it publishes (the payload schema of its AsyncAPI document).
+    event_models: Sequence[type[DomainEvent]] = field(default_factory=tuple)
+    #: The topics its projections and process managers consume; declared here so that the
+    #: AsyncAPI document can be rendered without infrastructure (checked at start-up).
+    consumes: Sequence[str] = field(default_factory=tuple)
     extra_topics: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def topic(self) -> str:
+        return topic_for(self.name).name
+
+    def asyncapi(self) -> str:
+        """The service's AsyncAPI document (checked in beside the service, kept current by a
+        test): its event topic with the payload schema of its events, and what it consumes."""
+        broker = create_broker(KafkaSettings(bootstrap_servers="kafka:9092", client_id=self.name))
+        if self.publishes:
+            schema: Any = dict[str, Any]
+            if self.event_models:
+                schema = Union[tuple(self.event_models)]  # noqa: UP007 (a runtime union)
+            EnvelopePublisher(broker, self.topic, title=f"{self.topic}:publish", schema=schema)
+        settings = KafkaSettings(bootstrap_servers="kafka:9092")
+        for topic in self.consumes:
+            subscribe_envelope_batches(
+                broker, topic, _document_only, group_id=self.name, settings=settings
+            )
+        return render_asyncapi(
+            broker, title=f"contactcenter {self.name}", description=self.description
+        )
+
+    @property
+    def description(self) -> str:
+        return f"Events of the {self.name} service (CloudEvents 1.0, Kafka binary mode)."
+
+
+async def _document_only(batch: list[EventEnvelope]) -> None:
+    raise RuntimeError("a subscriber declared for the AsyncAPI document only")
 
 
 class ServiceApp:
@@ -101,6 +143,9 @@ class ServiceApp:
         await self.health.mark_ready("database")
 
         projections = list(d.projections(self.context))
+        undeclared = {t for p in projections for t in p.topics} - set(d.consumes)
+        if undeclared:
+            raise ValueError(f"{d.name}: add {sorted(undeclared)} to ServiceDefinition.consumes")
         for projection in projections:
             subscribe_projection(self._broker, self._pool, self.schema, projection, kafka)
         await asyncio.wait_for(
@@ -122,7 +167,7 @@ class ServiceApp:
     def _topics(self, projections: Sequence[Projection]) -> list[str]:
         topics = set(self.definition.extra_topics)
         if self.definition.publishes:
-            topics.add(topic_for(self.definition.name).name)
+            topics.add(self.definition.topic)
         for projection in projections:
             topics.update(projection.topics)
         return sorted(topics | {f"{t}.dlq" for t in topics})
