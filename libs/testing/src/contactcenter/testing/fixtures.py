@@ -76,3 +76,12 @@ def database_url(infra: TestInfra) -> Iterator[str]:
 def tenant_id() -> str:
     """A tenant of its own per test, so tests sharing the broker never read each other's events."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real infrastructure `infra`, so that
+    `KAFKA_BOOTSTRAP_SERVERS=<apache kafka> DATABASE_URL=<postgres> pytest -m infra` runs exactly
+    those against an external Apache Kafka and PostgreSQL."""
+    for item in items:
+        if "infra" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.infra)
