@@ -97,6 +97,46 @@ class AIOKafkaDeadLetters:
         await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
 
 
+def _processor(
+    broker: KafkaBroker,
+    group_id: str,
+    settings: KafkaSettings,
+    retry: RetryPolicy | None,
+    dead_letters: DeadLetterSink | None,
+) -> EnvelopeProcessor:
+    return EnvelopeProcessor(
+        group_id=group_id,
+        dead_letters=dead_letters or BrokerDeadLetters(broker),
+        retry=retry or RetryPolicy.from_settings(settings),
+    )
+
+
+def _subscriber_options(
+    topic: str,
+    group_id: str,
+    settings: KafkaSettings,
+    listener: ConsumerRebalanceListener | None,
+    title: str | None,
+    description: str | None,
+) -> dict[str, Any]:
+    """What single and batch subscribers share: manual commits, our tolerant parser, the
+    consumer tuning from `settings`, and the AsyncAPI description."""
+    return {
+        "group_id": group_id,
+        "ack_policy": AckPolicy.MANUAL,
+        "parser": _parse_tolerantly,
+        "decoder": _raw_body,
+        "listener": listener,
+        "title": title,
+        "description": description or _DESCRIPTION.format(dlq=f"{topic}.dlq"),
+        "auto_offset_reset": settings.auto_offset_reset,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+    }
+
+
 def subscribe_envelopes(
     broker: KafkaBroker,
     topic: str,
@@ -119,25 +159,10 @@ def subscribe_envelopes(
     `schema` is the payload type shown in AsyncAPI (e.g. a union of the topic's event models;
     default: a JSON object); it is documentation only, the handler gets `EventEnvelope`s.
     """
-    processor = EnvelopeProcessor(
-        group_id=group_id,
-        dead_letters=dead_letters or BrokerDeadLetters(broker),
-        retry=retry or RetryPolicy.from_settings(settings),
-    )
-    subscriber = broker.subscriber(
+    processor = _processor(broker, group_id, settings, retry, dead_letters)
+    subscriber: DefaultSubscriber = broker.subscriber(
         Topic(topic, declare=False),
-        group_id=group_id,
-        ack_policy=AckPolicy.MANUAL,
-        parser=_parse_tolerantly,
-        decoder=_raw_body,
-        listener=listener,
-        title=title,
-        description=description or _DESCRIPTION.format(dlq=f"{topic}.dlq"),
-        auto_offset_reset=settings.auto_offset_reset,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        max_poll_interval_ms=settings.max_poll_interval_ms,
+        **_subscriber_options(topic, group_id, settings, listener, title, description),
     )
 
     async def consume(body: Any, message: KafkaMessage) -> None:
@@ -171,28 +196,13 @@ def subscribe_envelope_batches(
 ) -> BatchSubscriber:
     """Like `subscribe_envelopes`, but `handler` gets up to `max_records` envelopes at a time
     (in offset order per partition; a batch may span partitions). One commit per batch."""
-    processor = EnvelopeProcessor(
-        group_id=group_id,
-        dead_letters=dead_letters or BrokerDeadLetters(broker),
-        retry=retry or RetryPolicy.from_settings(settings),
-    )
-    subscriber = broker.subscriber(
+    processor = _processor(broker, group_id, settings, retry, dead_letters)
+    subscriber: BatchSubscriber = broker.subscriber(
         Topic(topic, declare=False),
         batch=True,
         max_records=max_records or settings.max_batch_records,
         batch_timeout_ms=settings.batch_timeout_ms,
-        group_id=group_id,
-        ack_policy=AckPolicy.MANUAL,
-        parser=_parse_tolerantly,
-        decoder=_raw_body,
-        listener=listener,
-        title=title,
-        description=description or _DESCRIPTION.format(dlq=f"{topic}.dlq"),
-        auto_offset_reset=settings.auto_offset_reset,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        max_poll_interval_ms=settings.max_poll_interval_ms,
+        **_subscriber_options(topic, group_id, settings, listener, title, description),
     )
 
     async def consume_batch(body: Any, message: KafkaMessage) -> None:
