@@ -1,4 +1,5 @@
-"""`make run`'s launcher: starts the infra, and on Ctrl-C leaves no process behind."""
+"""`make run` as a user meets it: the infra and every service come up healthy, and Ctrl-C (or a
+killed launcher) leaves no process behind."""
 
 from __future__ import annotations
 
