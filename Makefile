@@ -6,6 +6,7 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell command -v $(PYTHON))
 UV := $(PYTHON) -m uv
+PIP_INSTALL := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 RUN := $(UV) run --locked --all-packages
 # mypy: every lib, and the pure domain package of every service
 MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/contactcenter/*/py.typed)),contactcenter.$(notdir $(d))) \
@@ -21,7 +22,7 @@ help:
 	@echo "make bench  run every benchmark under bench/"
 
 uv:
-	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==0.13.9" || $(PYTHON) -m pip install --quiet --disable-pip-version-check --user "uv==0.13.9"
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PIP_INSTALL) "uv==0.13.9" || $(PIP_INSTALL) --user "uv==0.13.9" || $(PIP_INSTALL) --user --break-system-packages "uv==0.13.9"
 
 sync: uv
 	@$(UV) sync --locked --all-packages --quiet
