@@ -42,6 +42,7 @@ from contactcenter.messaging.settings import KafkaSettings
 
 TOPIC = topic_for("interactions").name
 STREAMS = 100
+POOL_PER_PROCESS = 16
 FETCH_MAX_WAIT_MS = 5
 
 
@@ -61,7 +62,9 @@ def _pct(values: list[float], q: float) -> float:
 async def _write_streams(
     database_url: str, schema: str, streams: range, seconds: float, start_at: float
 ) -> tuple[int, float]:
-    pool = await create_pool(database_url, min_size=len(streams), max_size=len(streams))
+    # A service-sized pool: 100 concurrent writers share 2 x 16 connections, as commands
+    # of a service share its pool (100 backends would spend the CPU switching between them).
+    pool = await create_pool(database_url, min_size=POOL_PER_PROCESS, max_size=POOL_PER_PROCESS)
     store = PostgresEventStore(pool, schema)
     tenant = f"bench-{uuid.uuid4().hex[:8]}"
     names = [f"bench/{tenant}/s{i}" for i in streams]
