@@ -1,0 +1,1 @@
+"""Adapters of the profiles service: gRPC, PostgreSQL tables, cryptography."""

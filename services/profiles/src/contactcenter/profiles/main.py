@@ -1,0 +1,78 @@
+"""`create_app(settings)`: the profiles service, ready to `start()` or `run()`.
+
+Nothing happens at import time or in `create_app`; servicekit's `start()` sets everything up
+(telemetry, database and migrations, broker and topics, the history projection, the outbox
+relay, gRPC).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from contactcenter.eventbus import Projection
+from contactcenter.grpckit import ServiceRegistration
+from contactcenter.profiles.adapters.crypto import KeyRing
+from contactcenter.profiles.adapters.grpc import ProfilesServicer, registration
+from contactcenter.profiles.adapters.tables import Tables
+from contactcenter.profiles.application import ProfilesApplication
+from contactcenter.profiles.config import ProfilesSettings
+from contactcenter.profiles.domain import EVENT_TYPES
+from contactcenter.profiles.projections import INTERACTIONS_TOPIC, HistoryProjection
+from contactcenter.servicekit import ServiceApp, ServiceContext, ServiceDefinition
+
+_log = logging.getLogger(__name__)
+
+SERVICE_NAME = "profiles"
+
+
+def migrations_dir() -> Path:
+    """`services/profiles/migrations` (next to the package when installed from a wheel)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "migrations", here.parents[2] / "migrations"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no migrations directory next to {here}")
+
+
+def definition(
+    grpc_services: Callable[[ServiceContext], Sequence[ServiceRegistration]] = lambda _: (),
+    projections: Callable[[ServiceContext], Sequence[Projection]] = lambda _: (),
+) -> ServiceDefinition:
+    """What servicekit runs (and renders the AsyncAPI document from)."""
+    return ServiceDefinition(
+        name=SERVICE_NAME,
+        migrations=migrations_dir(),
+        grpc_services=grpc_services,
+        projections=projections,
+        event_models=EVENT_TYPES,
+        consumes=(INTERACTIONS_TOPIC,),
+    )
+
+
+class ProfilesApp(ServiceApp):
+    def __init__(self, settings: ProfilesSettings) -> None:
+        self.profiles_settings = settings
+        self.application: ProfilesApplication | None = None
+        super().__init__(definition(self._grpc_services, self._projections), settings)
+
+    def _grpc_services(self, ctx: ServiceContext) -> Sequence[ServiceRegistration]:
+        s = self.profiles_settings
+        if s.uses_dev_master_key:
+            _log.warning("profiles use the DEVELOPMENT master key: never do this in production")
+        self.application = ProfilesApplication(
+            ctx.store,
+            Tables(ctx.pool, ctx.schema),
+            KeyRing(s.master_key_bytes()),
+            settings_ttl_s=s.tenant_settings_ttl_s,
+        )
+        return [registration(ProfilesServicer(self.application))]
+
+    def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
+        return [HistoryProjection(ctx.schema)]
+
+
+def create_app(settings: ProfilesSettings | None = None) -> ProfilesApp:
+    """The service (not started). Settings default to the environment (`CC_PROFILES_*`)."""
+    return ProfilesApp(settings if settings is not None else ProfilesSettings())
