@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -213,3 +214,21 @@ def test_current_caller_fails_closed_outside_an_rpc() -> None:
 def test_issue_token_refuses_unknown_roles() -> None:
     with pytest.raises(ValueError):
         issue_token("t", ["auditor"], "u")
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(AuthSettings(leeway_seconds=0))
+    token = issue_token("t1", ["agent"], "a1", ttl=timedelta(seconds=60))
+    assert verifier.verify(token).tenant_id == "t1"
+    calls = []
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(1))
+    assert verifier.verify(token).subject == "a1"  # from the cache: no second decode
+    assert calls == []
+    # Past its exp the cached entry is dropped and the token is checked afresh.
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 120)
+    with pytest.raises(Exception):  # noqa: B017 (the stubbed decode returns no claims)
+        verifier.verify(token)
+    assert calls == [1]

@@ -55,10 +55,17 @@ def issue_token(
 
 
 class TokenVerifier:
-    """Turns a bearer token into a Caller, or raises Unauthenticated."""
+    """Turns a bearer token into a Caller, or raises Unauthenticated.
 
-    def __init__(self, settings: AuthSettings) -> None:
+    A desktop or a service sends the same token on every call until it expires; verifying it
+    (PyJWT, HMAC) costs about as much CPU as a cheap RPC itself, so verified tokens are kept
+    until their `exp` (bounded; only tokens that passed every check are kept).
+    """
+
+    def __init__(self, settings: AuthSettings, *, cache_size: int = 10_000) -> None:
         self._settings = settings
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[Caller, float]] = {}
 
     def _key_for(self, token: str) -> str:
         try:
@@ -76,6 +83,19 @@ class TokenVerifier:
         return key.get_secret_value()
 
     def verify(self, token: str) -> Caller:
+        cached = self._verified.get(token)
+        if cached is not None:
+            caller, expires_at = cached
+            if time.time() < expires_at:
+                return caller
+            del self._verified[token]
+        caller, expires_at = self._verify(token)
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()  # simple and bounded: a full cache starts over
+        self._verified[token] = (caller, expires_at)
+        return caller
+
+    def _verify(self, token: str) -> tuple[Caller, float]:
         key = self._key_for(token)
         try:
             claims = jwt.decode(
@@ -92,7 +112,8 @@ class TokenVerifier:
         except jwt.InvalidTokenError:
             # The reason (bad signature, wrong audience...) stays on the server: no oracle.
             raise Unauthenticated("invalid bearer token") from None
-        return _caller_from(claims)
+        # Kept until exp exactly (no leeway): a cached token never outlives a fresh check.
+        return _caller_from(claims), float(claims["exp"])
 
 
 def _caller_from(claims: dict[str, Any]) -> Caller:
