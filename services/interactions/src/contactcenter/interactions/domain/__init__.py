@@ -37,6 +37,7 @@ from contactcenter.interactions.domain.decisions import (
     ALLOWED_FROM,
     ALLOWED_IN_EVERY_STATE,
     decide,
+    evolve,
 )
 from contactcenter.interactions.domain.events import (
     CONTEXT,
@@ -116,6 +117,7 @@ __all__ = [
     "WithdrawOffer",
     "decide",
     "events",
+    "evolve",
     "find_repeat_of",
     "repeat_command",
 ]

@@ -164,6 +164,18 @@ def decide(
     state: Interaction | None, command: Command, context: CommandContext
 ) -> list[InteractionEvent]:
     """The events that `command` produces on `state` (None: the interaction does not exist)."""
+    return _run(state, command, context).events
+
+
+def evolve(
+    state: Interaction | None, command: Command, context: CommandContext
+) -> tuple[list[InteractionEvent], Interaction | None]:
+    """`decide`, and the interaction after its events (the fold `decide` computes anyway)."""
+    decision = _run(state, command, context)
+    return decision.events, decision.current
+
+
+def _run(state: Interaction | None, command: Command, context: CommandContext) -> _Decision:
     _VALIDATORS[type(command)](command)
     at = at_millisecond(context.now)
     if isinstance(command, CreateInteraction):
@@ -175,7 +187,7 @@ def decide(
             )
         decision = _Decision(None, command.interaction_id, context, at)
         _create(decision, command)
-        return decision.events
+        return decision
     if state is None or state.tenant_id != context.tenant_id:
         raise NotFound("interaction not found", resource_type="interaction")
     allowed = ALLOWED_FROM.get(type(command))
@@ -183,7 +195,7 @@ def decide(
         raise illegal(state, _ACTIONS[type(command)])
     decision = _Decision(state, state.interaction_id, context, max(at, state.updated_at))
     _HANDLERS[type(command)](decision, command)
-    return decision.events
+    return decision
 
 
 def _seen_message(state: Interaction, command: Command) -> bool:
@@ -230,6 +242,11 @@ class _Decision:
     @property
     def state(self) -> Interaction:
         assert self._state is not None, "no InteractionCreated yet"
+        return self._state
+
+    @property
+    def current(self) -> Interaction | None:
+        """The interaction after the events emitted so far (None before InteractionCreated)."""
         return self._state
 
     def emit(self, event_type: type[E], **fields: Any) -> E:
@@ -783,7 +800,9 @@ def _end(d: _Decision, c: End) -> None:
         )
         return
     # Without an agent: self-service (CREATED) or closed from the queue by the system/a
-    # supervisor (QUEUED). A customer who leaves a queue abandons it.
+    # supervisor (QUEUED). A customer who leaves a queue abandons it. An acting agent must be
+    # on the interaction, and nobody is.
+    _require_participant(state, c.agent_id)
     if state.state is S.QUEUED and c.ended_by is EndedBy.CUSTOMER:
         raise precondition(
             state, "a customer who leaves a queue abandons the interaction; use Abandon"

@@ -7,7 +7,6 @@ the adapter can send them as BadRequest field violations unchanged.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -36,7 +35,11 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _ATTRIBUTE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*(;.*)?$", re.IGNORECASE)
-_ALLOWED_CONTROLS = frozenset("\n\r\t")
+#: Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Whitespace as str.isspace() sees it (an id must not contain any).
+_WHITESPACE = re.compile(r"\s")
 
 
 def given(value: str | None) -> bool:
@@ -49,10 +52,8 @@ def or_none(value: str | None) -> str | None:
 
 
 def _has_controls(text: str, allow_newlines: bool) -> bool:
-    return any(
-        unicodedata.category(c) == "Cc" and not (allow_newlines and c in _ALLOWED_CONTROLS)
-        for c in text
-    )
+    """Control characters (category Cc); tab, LF and CR allowed with `allow_newlines`."""
+    return (_CONTROLS_BUT_NEWLINES if allow_newlines else _CONTROLS).search(text) is not None
 
 
 class Checks:
@@ -86,7 +87,7 @@ class Checks:
         assert value is not None
         if len(value) > MAX_ID_LENGTH:
             self.fail(field, f"must be at most {MAX_ID_LENGTH} characters")
-        elif "/" in value or any(c.isspace() for c in value) or _has_controls(value, False):
+        elif "/" in value or _WHITESPACE.search(value) or _has_controls(value, False):
             self.fail(field, "must not contain whitespace, control characters or '/'")
 
     def code(self, field: str, value: str | None, *, required: bool = False) -> None:

@@ -1,0 +1,1 @@
+"""Adapters: the gRPC API, the inbound Kafka events, serialisation of the aggregate."""
