@@ -200,6 +200,7 @@ async def relay_lag(
     # Publish the throughput phase's backlog first, so only the timed events remain.
     while await relay.publish_next_batch():
         pass
+    await relay.save_checkpoint()
     consumer = _consumer(bootstrap, TOPIC)
     await _await_assignment(consumer)
     relay_task = asyncio.create_task(relay.run(stop))

@@ -2,7 +2,7 @@
 settings -> telemetry -> database pool + migrations -> broker + topics + projections ->
 outbox relay -> gRPC server whose health says SERVING only when all of that is ready."""
 
-from contactcenter.servicekit.app import ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit.app import Loop, ServiceApp, ServiceContext, ServiceDefinition
 from contactcenter.servicekit.settings import ServiceSettings
 
-__all__ = ["ServiceApp", "ServiceContext", "ServiceDefinition", "ServiceSettings"]
+__all__ = ["Loop", "ServiceApp", "ServiceContext", "ServiceDefinition", "ServiceSettings"]

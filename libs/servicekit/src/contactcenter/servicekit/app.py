@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -30,6 +31,13 @@ from contactcenter.observability import Telemetry, setup_telemetry
 from contactcenter.servicekit.settings import ServiceSettings
 
 _log = logging.getLogger(__name__)
+
+
+#: A background loop: runs until `stop` is set; it resumes from its own checkpoint.
+Loop = Callable[[asyncio.Event], Awaitable[None]]
+
+#: How long a crashed background loop waits before it runs again.
+RESTART_DELAY_S = 1.0
 
 
 @dataclass
@@ -63,6 +71,9 @@ class ServiceDefinition:
     #: AsyncAPI document can be rendered without infrastructure (checked at start-up).
     consumes: Sequence[str] = field(default_factory=tuple)
     extra_topics: Sequence[str] = field(default_factory=tuple)
+    #: Long-running loops of the service (a projection tailing its own store, a timer wheel),
+    #: by name; each runs until the given event is set, supervised like the outbox relay.
+    background: Callable[[ServiceContext], Sequence[tuple[str, Loop]]] = lambda _: ()
 
     @property
     def topic(self) -> str:
@@ -102,7 +113,7 @@ class ServiceApp:
         self.health = HealthState()
         self.context: ServiceContext | None = None
         self.grpc: GrpcServer | None = None
-        self._relay_task: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._pool: asyncpg.Pool | None = None
         self._broker: KafkaBroker | None = None
@@ -156,11 +167,15 @@ class ServiceApp:
         )
         await self._broker.start()
         await self.health.mark_ready("broker")
+        loops = list(d.background(self.context))
         if d.publishes:
             relay = OutboxRelay(
                 pool=self._pool, store=store, broker=self._broker, source=f"/contactcenter/{d.name}"
             )
-            self._relay_task = asyncio.create_task(relay.run(self._stop), name="outbox-relay")
+            loops.insert(0, ("outbox-relay", relay.run))
+        self._loops = [
+            asyncio.create_task(self._supervised(name, loop), name=name) for name, loop in loops
+        ]
         await self.health.mark_ready("projections")
         _log.info("%s serving gRPC on %s", d.name, self.grpc.address)
 
@@ -186,15 +201,28 @@ class ServiceApp:
                 _log.warning("waiting for the database: %s", exc)
                 await asyncio.sleep(1.0)
 
+    async def _supervised(self, name: str, loop: Loop) -> None:
+        """Run a loop until the app stops; a crash is logged and the loop runs again (it
+        resumes from its checkpoint) instead of leaving the service half alive."""
+        while not self._stop.is_set():
+            try:
+                await loop(self._stop)
+            except Exception:
+                _log.exception("%s failed; restarting in %.0f s", name, RESTART_DELAY_S)
+            if not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), RESTART_DELAY_S)
+
     async def stop(self) -> None:
         self._stop.set()
         if self.grpc is not None:
             await self.grpc.stop()
-        if self._relay_task is not None:
+        for task in self._loops:
             try:
-                await asyncio.wait_for(self._relay_task, 10)
-            except (TimeoutError, Exception) as exc:  # the relay resumes from its checkpoint
-                _log.warning("relay did not stop cleanly: %r", exc)
+                await asyncio.wait_for(task, 10)  # cancelled after that; resumes from checkpoint
+            except (TimeoutError, Exception) as exc:
+                _log.warning("%s did not stop cleanly: %r", task.get_name(), exc)
+        self._loops = []
         if self._broker is not None:
             await self._broker.stop()
         if self.context is not None:
@@ -211,13 +239,7 @@ class ServiceApp:
             loop.add_signal_handler(sig, self._stop.set)
         try:
             await self.start()
-            relay = self._relay_task
-            waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._stop.wait())]
-            if relay is not None:
-                waiters.append(relay)
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if relay is not None and relay.done() and relay.exception() is not None:
-                raise RuntimeError("the outbox relay failed") from relay.exception()
+            await self._stop.wait()
         finally:
             await self.stop()
 

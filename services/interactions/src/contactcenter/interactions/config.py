@@ -18,12 +18,6 @@ class InteractionsSettings(ServiceSettings):
     #: The service's well-known local port (`make run`, docker-compose); tests pass 0.
     grpc_port: int = Field(default=50051, ge=0, le=65535)
 
-    #: The process manager's consumers (routing, email) wait this long for new records per
-    #: fetch: the servicekit default (5 ms) keeps two idle consumers fetching 400 times a
-    #: second, a few percent of this service's CPU; 25 ms is still far below the time an
-    #: agent takes to answer an offer.
-    kafka_fetch_max_wait_ms: int = Field(default=25, ge=0)
-
     #: First-contact resolution: a contact of the same customer profile within this many days
     #: after an earlier one is marked a repeat of it (0 turns detection off).
     repeat_window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=0, le=MAX_WINDOW_DAYS)

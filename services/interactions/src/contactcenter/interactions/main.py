@@ -8,10 +8,8 @@ the list read model's tailer.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from contactcenter.eventbus import Projection
@@ -31,7 +29,7 @@ from contactcenter.interactions.application import (
 from contactcenter.interactions.config import InteractionsSettings
 from contactcenter.interactions.domain import EVENT_TYPES, RepeatPolicy
 from contactcenter.interactions.projections import InteractionList, InteractionListProjection
-from contactcenter.servicekit import ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit import Loop, ServiceApp, ServiceContext, ServiceDefinition
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +48,7 @@ def migrations_dir() -> Path:
 def definition(
     grpc_services: Callable[[ServiceContext], Sequence[ServiceRegistration]] = lambda _: (),
     projections: Callable[[ServiceContext], Sequence[Projection]] = lambda _: (),
+    background: Callable[[ServiceContext], Sequence[tuple[str, Loop]]] = lambda _: (),
 ) -> ServiceDefinition:
     """What servicekit runs (and renders the AsyncAPI document from)."""
     return ServiceDefinition(
@@ -57,6 +56,7 @@ def definition(
         migrations=migrations_dir(),
         grpc_services=grpc_services,
         projections=projections,
+        background=background,
         event_models=EVENT_TYPES,
         consumes=(ROUTING_TOPIC, EMAIL_TOPIC),
     )
@@ -71,9 +71,9 @@ class InteractionsApp(ServiceApp):
         self.list_projection: InteractionListProjection | None = None
         self.listing: InteractionList | None = None
         self.signals = AppendSignals()
-        self._background_stop = asyncio.Event()
-        self._background: list[asyncio.Task[None]] = []
-        super().__init__(definition(self._grpc_services, self._projections), settings)
+        super().__init__(
+            definition(self._grpc_services, self._projections, self._background), settings
+        )
 
     def _build(self, ctx: ServiceContext) -> InteractionsApplication:
         if self.application is None:
@@ -118,52 +118,20 @@ class InteractionsApp(ServiceApp):
         process_manager = ProcessManager(self._build(ctx))
         return [RoutingReactions(process_manager), EmailReactions(process_manager, ctx.schema)]
 
-    async def start(self) -> None:
-        await super().start()
-        assert self.context is not None and self.list_projection is not None
-        self._background_stop.clear()
-        store = self.context.store
-        self._background = [
-            asyncio.create_task(
-                self._supervised(lambda stop: self.signals.run(store, stop)),
-                name="append-notifications",
-            ),
-            asyncio.create_task(
-                self._supervised(self.list_projection.run), name="interaction-list"
-            ),
+    def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
+        self._build(ctx)
+        assert self.list_projection is not None
+        signals = self.signals
+        return [
+            ("append-notifications", lambda stop: signals.run(ctx.store, stop)),
+            ("interaction-list", self.list_projection.run),
         ]
-
-    async def _supervised(self, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        """Run a background loop until stopped; a crash (a bug) is logged and it restarts
-        (it resumes from its checkpoint)."""
-        stop = self._background_stop
-        while not stop.is_set():
-            try:
-                await run(stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                name = asyncio.current_task().get_name()  # type: ignore[union-attr]
-                _log.exception("%s failed; restarting in 1 s", name)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
 
     async def stop(self) -> None:
         if self.application is not None:
+            # Watch streams end first, so the gRPC server's graceful stop does not wait on them.
             self.application.closing.set()
             self.application.wake_watchers()
-        self._background_stop.set()
-        for task in self._background:
-            try:
-                await asyncio.wait_for(task, 10)
-            except (TimeoutError, Exception) as exc:  # resumes from its checkpoint
-                _log.warning("%s did not stop cleanly: %r", task.get_name(), exc)
-        for task in self._background:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-        self._background = []
         await super().stop()
 
 
