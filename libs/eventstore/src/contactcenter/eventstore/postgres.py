@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ class PostgresEventStore:
         self._notify = notify
         self._notify_pending = False
         self._notifier: asyncio.Task[None] | None = None
+        # Listeners in this process (the service's own relay) are woken directly: the NOTIFY
+        # round trip through the server is for other processes (replicas, tools).
+        self._local_listeners: set[Wakeup] = set()
         s = quote_ident(schema)
         # The whole append is ONE statement, so it runs as its own transaction in one round
         # trip (round trips, not SQL, bound the throughput of 100 writers on 2 cores). It
@@ -111,7 +115,10 @@ class PostgresEventStore:
             " select cur.version as current_version, p.*"
             " from cur left join prior p on true"
         )
-        self._sql_notify = "select pg_notify($1, '')"
+        # The payload names this store instance, so its own listeners (woken directly) skip
+        # the echo of their own appends.
+        self._instance = uuid.uuid4().hex
+        self._sql_notify = "select pg_notify($1, $2)"
         self._sql_lookup = (
             "select request_hash, stream_id, first_version, last_version, event_ids, "
             f"result::text as result from {s}.requests where tenant_id = $1 and request_id = $2"
@@ -244,13 +251,18 @@ class PostgresEventStore:
         )
 
     def _announce(self) -> None:
+        for wakeup in self._local_listeners:
+            wakeup.set()
+        self._announce_to_server()
+
+    def _announce_to_server(self) -> None:
         """NOTIFY listeners, after the append's commit and off its path.
 
         A statement of its own: a transaction without an xid holds PostgreSQL's cluster-wide
         notify lock only for an instant, while NOTIFY inside the append would hold it across
         the commit's WAL flush and serialise all appends. Appends that complete while a
         NOTIFY is in flight share the next one, so under load NOTIFY costs next to nothing
-        (figures: scripts/append_throughput.py).
+        (figures: scripts/append_throughput.py, which compares the NOTIFY modes).
         """
         self._notify_pending = True
         loop = asyncio.get_running_loop()
@@ -263,7 +275,7 @@ class PostgresEventStore:
             self._notify_pending = False
             try:
                 async with self._pool.acquire() as conn:
-                    await conn.execute(self._sql_notify, self.channel)
+                    await conn.execute(self._sql_notify, self.channel, self._instance)
             except Exception as exc:  # a wake-up is only a hint; readers also poll
                 _log.warning("NOTIFY on %s failed: %s", self.channel, exc)
                 return
@@ -332,14 +344,17 @@ class PostgresEventStore:
         """Holds one pool connection LISTENing on the schema's channel while open."""
         wakeup = Wakeup()
 
-        def on_notify(*_: object) -> None:
-            wakeup.set()
+        def on_notify(_conn: PgConnection, _pid: int, _channel: str, payload: object) -> None:
+            if payload != self._instance:
+                wakeup.set()
 
         async with self._pool.acquire() as conn:
             await conn.add_listener(self.channel, on_notify)
+            self._local_listeners.add(wakeup)
             try:
                 yield wakeup
             finally:
+                self._local_listeners.discard(wakeup)
                 await conn.remove_listener(self.channel, on_notify)
 
 
