@@ -24,13 +24,13 @@ from grpc_status import rpc_status
 
 from contactcenter.contracts.events import utc_now
 from contactcenter.grpckit import Role, issue_token, metadata_for
-from contactcenter.infra.postgres import database_url_for
 from contactcenter.messaging.cloudevents import EventEnvelope, encode
 from contactcenter.profiles.config import ProfilesSettings
 from contactcenter.profiles.main import ProfilesApp, create_app
 from contactcenter.profiles.v1 import profiles_pb2 as pb
 from contactcenter.profiles.v1 import profiles_pb2_grpc as pb_grpc
 from contactcenter.testing.fixtures import TestInfra
+from contactcenter.testing.services import service_test_settings, serving, temporary_database
 
 T = TypeVar("T")
 
@@ -46,27 +46,12 @@ class Service:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def service(infra: TestInfra) -> AsyncIterator[Service]:
-    name = f"test_profiles_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = database_url_for(infra.database_url, name)
-    settings = ProfilesSettings(
-        database_url=url,
-        kafka_bootstrap_servers=infra.kafka_bootstrap,
-        grpc_port=0,
-        kafka_session_timeout_ms=3000,
-        kafka_heartbeat_interval_ms=1000,
-        tenant_settings_ttl_s=0,
-    )
-    app = create_app(settings)
-    try:
-        await app.start()
-        assert app.grpc is not None
-        channel = grpc.aio.insecure_channel(app.grpc.address)
-        try:
+    async with temporary_database(infra.database_url, "test_profiles") as url:
+        settings = ProfilesSettings(
+            **service_test_settings(url, infra.kafka_bootstrap), tenant_settings_ttl_s=0
+        )
+        app = create_app(settings)
+        async with serving(app) as channel:
             yield Service(
                 app=app,
                 channel=channel,
@@ -74,15 +59,6 @@ async def service(infra: TestInfra) -> AsyncIterator[Service]:
                 database_url=url,
                 kafka_bootstrap=infra.kafka_bootstrap,
             )
-        finally:
-            await channel.close()
-    finally:
-        await app.stop()
-        admin = await asyncpg.connect(infra.database_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 class Api:

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from contactcenter.infra import LocalInfra
 from contactcenter.infra.paths import state_dir
-from contactcenter.infra.postgres import database_url_for
+from contactcenter.testing.services import create_database, drop_database
 
 
 @dataclass
@@ -55,21 +54,12 @@ def kafka_bootstrap(infra: TestInfra) -> str:
     return infra.kafka_bootstrap
 
 
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def database_url(infra: TestInfra) -> Iterator[str]:
     """A new empty database for this test only."""
     name = f"test_{uuid.uuid4().hex[:16]}"
-    asyncio.run(_admin(infra.database_url, f'CREATE DATABASE "{name}"'))
-    yield database_url_for(infra.database_url, name)
-    asyncio.run(_admin(infra.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield asyncio.run(create_database(infra.database_url, name))
+    asyncio.run(drop_database(infra.database_url, name))
 
 
 @pytest.fixture
