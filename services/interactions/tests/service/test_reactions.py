@@ -43,13 +43,13 @@ async def test_routing_events_drive_offers_and_redelivery_changes_nothing(
         "queue_id": QUEUE,
         "expires_at": (utc_now() + timedelta(seconds=20)).isoformat(),
     }
-    offered_id = await publisher.publish(ROUTING, api.tenant_id, "routing.OfferCreated.v1", offer)
+    offered_id = await publisher.publish(ROUTING, api.tenant_id, "routing.OfferIssued.v1", offer)
     got = await eventually(lambda: _state(api, iid, pb.INTERACTION_STATE_OFFERED))
     assert got.offered_agent_id == AGENT and got.offer_count == 1
 
     # The same event again (redelivery), and a rejection, then a new offer that is accepted.
     await publisher.publish(
-        ROUTING, api.tenant_id, "routing.OfferCreated.v1", offer, event_id=offered_id
+        ROUTING, api.tenant_id, "routing.OfferIssued.v1", offer, event_id=offered_id
     )
     await publisher.publish(
         ROUTING,
@@ -58,7 +58,7 @@ async def test_routing_events_drive_offers_and_redelivery_changes_nothing(
         {"interaction_id": iid, "offer_id": "offer-1", "agent_id": AGENT},
     )
     second = {**offer, "offer_id": "offer-2"}
-    await publisher.publish(ROUTING, api.tenant_id, "routing.OfferCreated.v1", second)
+    await publisher.publish(ROUTING, api.tenant_id, "routing.OfferIssued.v1", second)
     accepted = {"interaction_id": iid, "offer_id": "offer-2", "agent_id": AGENT}
     accepted_id = await publisher.publish(
         ROUTING, api.tenant_id, "routing.OfferAccepted.v1", accepted
@@ -70,7 +70,7 @@ async def test_routing_events_drive_offers_and_redelivery_changes_nothing(
 
     # Redelivered, all of it: nothing changes.
     for event_type, data, event_id in [
-        ("routing.OfferCreated.v1", offer, offered_id),
+        ("routing.OfferIssued.v1", offer, offered_id),
         ("routing.OfferAccepted.v1", accepted, accepted_id),
     ]:
         await publisher.publish(ROUTING, api.tenant_id, event_type, data, event_id=event_id)
@@ -79,16 +79,16 @@ async def test_routing_events_drive_offers_and_redelivery_changes_nothing(
     await publisher.publish(
         ROUTING,
         api.tenant_id,
-        "routing.OfferCreated.v1",
+        "routing.OfferIssued.v1",
         {**offer, "offer_id": "offer-stale"},
     )
     await api.call("Connect", interaction_id=iid)
     marker = await api.call("AddNote", interaction_id=iid, author_id="sup", text="marker")
     overflow = {"interaction_id": iid, "to_queue_id": "q-overflow"}
-    await publisher.publish(ROUTING, api.tenant_id, "routing.InteractionOverflowed.v1", overflow)
+    await publisher.publish(ROUTING, api.tenant_id, "routing.ContactOverflowed.v1", overflow)
     # An event that does not parse goes to the dead-letter queue, and only that one.
     malformed = await publisher.publish(
-        ROUTING, api.tenant_id, "routing.OfferCreated.v1", {"interaction_id": iid}
+        ROUTING, api.tenant_id, "routing.OfferIssued.v1", {"interaction_id": iid}
     )
     dead = await _tenant_records(
         service.kafka_bootstrap, f"{ROUTING}.dlq", api.tenant_id, 2, within_s=4
@@ -104,7 +104,7 @@ async def test_overflow_requeues_keeping_priority(api, publisher, eventually) ->
     await publisher.publish(
         ROUTING,
         api.tenant_id,
-        "routing.InteractionOverflowed.v1",
+        "routing.ContactOverflowed.v1",
         {"interaction_id": iid, "from_queue_id": QUEUE, "to_queue_id": "q-overflow"},
     )
 
@@ -220,7 +220,7 @@ async def test_a_plain_kafka_consumer_sees_the_whole_lifecycle_in_order(
     await publisher.publish(
         ROUTING,
         api.tenant_id,
-        "routing.OfferCreated.v1",
+        "routing.OfferIssued.v1",
         {"interaction_id": iid, "offer_id": "o-1", "agent_id": AGENT},
     )
     await eventually(lambda: _state(api, iid, pb.INTERACTION_STATE_OFFERED))

@@ -8,14 +8,15 @@ skipped. Each event also carries the usual envelope fields (`event_id`, `tenant_
 
 `cc.routing.events.v1`:
 
-- `routing.OfferCreated.v1` {interaction_id, offer_id, agent_id, queue_id?, expires_at?}:
+- `routing.OfferIssued.v1` {interaction_id, offer_id, agent_id, queue_id?, expires_at?}:
   the interaction is offered to the agent (OFFERED).
 - `routing.OfferAccepted.v1` {interaction_id, offer_id, agent_id}: assigned (ASSIGNED).
-- `routing.OfferRejected.v1`, `routing.OfferExpired.v1`, `routing.OfferCancelled.v1`
+- `routing.OfferRejected.v1`, `routing.OfferTimedOut.v1`, `routing.OfferCancelled.v1`
   {interaction_id, offer_id}: the offer is withdrawn (REJECTED, TIMED_OUT, CANCELLED) and the
   interaction waits in its queue again (QUEUED).
-- `routing.AgentAssigned.v1` {interaction_id, agent_id, offer_id?}: assigned without an offer.
-- `routing.InteractionOverflowed.v1` {interaction_id, to_queue_id, from_queue_id?, priority?,
+- `routing.ContactAssigned.v1` {interaction_id, agent_id, offer_id?}: assigned (after an
+  accepted offer, where it changes nothing, or directly without one).
+- `routing.ContactOverflowed.v1` {interaction_id, to_queue_id, from_queue_id?, priority?,
   required_skills?}: queued again in `to_queue_id`, reason OVERFLOW (priority and skills
   unchanged when absent).
 
@@ -62,13 +63,13 @@ from contactcenter.messaging.cloudevents import EventEnvelope
 ROUTING_TOPIC: Final = topic_for("routing").name
 EMAIL_TOPIC: Final = topic_for("email").name
 
-OFFER_CREATED: Final = "routing.OfferCreated.v1"
+OFFER_ISSUED: Final = "routing.OfferIssued.v1"
 OFFER_ACCEPTED: Final = "routing.OfferAccepted.v1"
 OFFER_REJECTED: Final = "routing.OfferRejected.v1"
-OFFER_EXPIRED: Final = "routing.OfferExpired.v1"
+OFFER_TIMED_OUT: Final = "routing.OfferTimedOut.v1"
 OFFER_CANCELLED: Final = "routing.OfferCancelled.v1"
-AGENT_ASSIGNED: Final = "routing.AgentAssigned.v1"
-INTERACTION_OVERFLOWED: Final = "routing.InteractionOverflowed.v1"
+CONTACT_ASSIGNED: Final = "routing.ContactAssigned.v1"
+CONTACT_OVERFLOWED: Final = "routing.ContactOverflowed.v1"
 EMAIL_RECEIVED: Final = "email.EmailReceived.v1"
 
 
@@ -82,7 +83,7 @@ class _RoutingEvent(_Inbound):
     interaction_id: str = Field(min_length=1)
 
 
-class OfferCreated(_RoutingEvent):
+class OfferIssued(_RoutingEvent):
     offer_id: str = Field(min_length=1)
     agent_id: str = Field(min_length=1)
     queue_id: str | None = None
@@ -100,7 +101,7 @@ class OfferEnded(_RoutingEvent):
     offer_id: str = Field(min_length=1)
 
 
-class AgentAssigned(_RoutingEvent):
+class ContactAssigned(_RoutingEvent):
     agent_id: str = Field(min_length=1)
     offer_id: str | None = None
 
@@ -112,7 +113,7 @@ class _Skill(BaseModel):
     min_proficiency: int = 0
 
 
-class InteractionOverflowed(_RoutingEvent):
+class ContactOverflowed(_RoutingEvent):
     to_queue_id: str = Field(min_length=1)
     from_queue_id: str | None = None
     priority: int | None = None
@@ -163,7 +164,7 @@ def _cause(envelope: EventEnvelope, event: _Inbound) -> Cause:
 
 _WITHDRAWALS: Final[Mapping[str, OfferWithdrawalReason]] = {
     OFFER_REJECTED: OfferWithdrawalReason.REJECTED,
-    OFFER_EXPIRED: OfferWithdrawalReason.TIMED_OUT,
+    OFFER_TIMED_OUT: OfferWithdrawalReason.TIMED_OUT,
     OFFER_CANCELLED: OfferWithdrawalReason.CANCELLED,
 }
 
@@ -177,13 +178,13 @@ class RoutingReactions:
     def __init__(self, process_manager: ProcessManager) -> None:
         self._pm = process_manager
         self._handlers: dict[str, Callable[[EventEnvelope], Awaitable[Any]]] = {
-            OFFER_CREATED: self._offer_created,
+            OFFER_ISSUED: self._offer_created,
             OFFER_ACCEPTED: self._offer_accepted,
             OFFER_REJECTED: self._offer_ended,
-            OFFER_EXPIRED: self._offer_ended,
+            OFFER_TIMED_OUT: self._offer_ended,
             OFFER_CANCELLED: self._offer_ended,
-            AGENT_ASSIGNED: self._agent_assigned,
-            INTERACTION_OVERFLOWED: self._overflowed,
+            CONTACT_ASSIGNED: self._agent_assigned,
+            CONTACT_OVERFLOWED: self._overflowed,
         }
 
     async def apply(self, conn: PgConnection, envelope: EventEnvelope) -> None:
@@ -192,7 +193,7 @@ class RoutingReactions:
             await handler(envelope)
 
     async def _offer_created(self, envelope: EventEnvelope) -> None:
-        e = OfferCreated.model_validate(envelope.data)
+        e = OfferIssued.model_validate(envelope.data)
         await self._pm.offer_created(
             _cause(envelope, e),
             e.interaction_id,
@@ -218,13 +219,13 @@ class RoutingReactions:
         )
 
     async def _agent_assigned(self, envelope: EventEnvelope) -> None:
-        e = AgentAssigned.model_validate(envelope.data)
+        e = ContactAssigned.model_validate(envelope.data)
         await self._pm.agent_assigned(
             _cause(envelope, e), e.interaction_id, agent_id=e.agent_id, offer_id=e.offer_id
         )
 
     async def _overflowed(self, envelope: EventEnvelope) -> None:
-        e = InteractionOverflowed.model_validate(envelope.data)
+        e = ContactOverflowed.model_validate(envelope.data)
         await self._pm.overflowed(
             _cause(envelope, e),
             e.interaction_id,
