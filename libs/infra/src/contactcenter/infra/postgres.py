@@ -201,6 +201,9 @@ def start_postgres(
         "fsync": "on" if durable else "off",
         "synchronous_commit": "on" if durable else "off",
         "full_page_writes": "on" if durable else "off",
+        # Durable commits wait for the WAL flush: let concurrent commits share one flush.
+        "commit_delay": "50",
+        "commit_siblings": "5",
         "log_min_messages": "warning",
     }
     argv = [str(binaries / "postgres"), "-D", str(data_dir)]
