@@ -4,7 +4,8 @@
 
 PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON := $(shell command -v $(PYTHON))
+# The interpreter itself (not a shim in front of it), so uv never recreates the venv.
+export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 UV := $(PYTHON) -m uv
 PIP_INSTALL := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 RUN := $(UV) run --locked --all-packages
