@@ -1,0 +1,1 @@
+"""Adapters of the routing service: the gRPC API."""

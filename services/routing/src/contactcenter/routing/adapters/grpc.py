@@ -1,0 +1,532 @@
+"""The gRPC API: `contactcenter.routing.v1.RoutingService`.
+
+Requests are checked here for what the domain cannot see (request ids, enum values, repeated
+skills); the domain checks the rest, and its field names are mapped to the request's paths
+(`required_skills[billing]` -> `queue.required_skills[0].proficiency`). The tenant always comes
+from the caller's token. An agent acts as themselves (the token's subject is the agent id);
+supervisors and admins configure and may set any agent's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final
+
+import grpc
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from contactcenter.common.v1 import common_pb2
+from contactcenter.contracts.errors import (
+    FieldViolation,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from contactcenter.eventstore import IdempotencyKeyReused
+from contactcenter.grpckit import Caller, Role, ServiceRegistration, current_caller
+from contactcenter.routing.application import RoutingApplication
+from contactcenter.routing.domain import (
+    AcceptOffer,
+    Command,
+    ConfigureAgent,
+    ConfigureQueue,
+    EndWrapUp,
+    Outcome,
+    RejectOffer,
+    RoutingEngine,
+    SetAgentState,
+)
+from contactcenter.routing.domain.events import OfferIssued
+from contactcenter.routing.domain.validation import Checks
+from contactcenter.routing.domain.values import (
+    AgentState,
+    Channel,
+    MaxWaitAction,
+    Presence,
+    SelectionStrategy,
+)
+from contactcenter.routing.v1 import routing_pb2 as pb
+from contactcenter.routing.v1 import routing_pb2_grpc as pb_grpc
+
+_A, _S, _AD = Role.AGENT, Role.SUPERVISOR, Role.ADMIN
+_CONFIGURERS: Final = frozenset({_S, _AD})
+
+#: Who may call what: admins and supervisors configure and read queues; agents drive their own
+#: state and offers; supervisors may set any agent's state and read any decision.
+METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
+    "UpsertQueue": _CONFIGURERS,
+    "UpsertAgent": _CONFIGURERS,
+    "SetAgentState": frozenset({_A, _S, _AD}),
+    "Heartbeat": frozenset({_A}),
+    "AcceptOffer": frozenset({_A}),
+    "RejectOffer": frozenset({_A}),
+    "EndWrapUp": frozenset({_A}),
+    "GetQueueSnapshot": _CONFIGURERS,
+    "ExplainDecision": frozenset({_A, _S, _AD}),
+    "AgentStream": frozenset({_A}),
+}
+
+_CHANNELS: Final[Mapping[int, Channel]] = {
+    common_pb2.CHANNEL_VOICE: Channel.VOICE,
+    common_pb2.CHANNEL_EMAIL: Channel.EMAIL,
+    common_pb2.CHANNEL_CHAT: Channel.CHAT,
+    common_pb2.CHANNEL_SMS: Channel.SMS,
+    common_pb2.CHANNEL_SOCIAL: Channel.SOCIAL,
+    common_pb2.CHANNEL_VIDEO: Channel.VIDEO,
+}
+_CHANNEL_NUMBERS: Final = {channel: number for number, channel in _CHANNELS.items()}
+_PRESENCES: Final[Mapping[int, Presence]] = {
+    pb.PRESENCE_OFFLINE: Presence.OFFLINE,
+    pb.PRESENCE_AVAILABLE: Presence.AVAILABLE,
+    pb.PRESENCE_AWAY: Presence.AWAY,
+    pb.PRESENCE_NOT_RESPONDING: Presence.NOT_RESPONDING,
+}
+_STRATEGIES: Final[Mapping[int, SelectionStrategy]] = {
+    pb.SELECTION_STRATEGY_LONGEST_IDLE: SelectionStrategy.LONGEST_IDLE,
+    pb.SELECTION_STRATEGY_MOST_SKILLED: SelectionStrategy.MOST_SKILLED,
+    pb.SELECTION_STRATEGY_LEAST_OCCUPIED: SelectionStrategy.LEAST_OCCUPIED,
+    pb.SELECTION_STRATEGY_ROUND_ROBIN: SelectionStrategy.ROUND_ROBIN,
+    pb.SELECTION_STRATEGY_FEWEST_CONTACTS_TODAY: SelectionStrategy.FEWEST_CONTACTS_TODAY,
+}
+_STRATEGY_NUMBERS: Final = {strategy: number for number, strategy in _STRATEGIES.items()}
+_MAX_WAIT_ACTIONS: Final[Mapping[int, MaxWaitAction]] = {
+    pb.MAX_WAIT_ACTION_EXIT: MaxWaitAction.EXIT,
+    pb.MAX_WAIT_ACTION_OVERFLOW: MaxWaitAction.OVERFLOW,
+}
+_AGENT_STATES: Final[Mapping[AgentState, int]] = {
+    AgentState.OFFLINE: pb.AGENT_STATE_OFFLINE,
+    AgentState.AVAILABLE: pb.AGENT_STATE_AVAILABLE,
+    AgentState.AWAY: pb.AGENT_STATE_AWAY,
+    AgentState.BUSY: pb.AGENT_STATE_BUSY,
+    AgentState.WRAP_UP: pb.AGENT_STATE_WRAP_UP,
+    AgentState.NOT_RESPONDING: pb.AGENT_STATE_NOT_RESPONDING,
+}
+
+
+def registration(servicer: RoutingServicer) -> ServiceRegistration:
+    return ServiceRegistration(
+        descriptor=pb.DESCRIPTOR.services_by_name["RoutingService"],
+        servicer=servicer,
+        add_to_server=pb_grpc.add_RoutingServiceServicer_to_server,
+        method_roles=METHOD_ROLES,
+    )
+
+
+# --- request checks and conversions ------------------------------------------------------------
+
+
+def _start(request: Message) -> Checks:
+    checks = Checks()
+    checks.identifier("request_id", getattr(request, "request_id"), required=True)  # noqa: B009
+    return checks
+
+
+def _enum(checks: Checks, field: str, mapping: Mapping[int, Any], number: int, default: Any) -> Any:
+    if number == 0:
+        return default
+    if number not in mapping:
+        checks.fail(field, f"unknown value {number}")
+        return default
+    return mapping[number]
+
+
+def _channels(
+    checks: Checks, field: str, numbers: Sequence[int], default: tuple[Channel, ...]
+) -> tuple[Channel, ...]:
+    if not numbers:
+        return default
+    channels = []
+    for i, number in enumerate(numbers):
+        channel = _CHANNELS.get(number)
+        if channel is None:
+            checks.fail(f"{field}[{i}]", "must be a channel")
+        else:
+            channels.append(channel)
+    return tuple(channels)
+
+
+def _levels(
+    checks: Checks, field: str, levels: Sequence[pb.SkillLevel], renames: dict[str, str]
+) -> dict[str, int]:
+    """Repeated SkillLevel as the domain's mapping; remembers how to name each entry back."""
+    result: dict[str, int] = {}
+    for i, level in enumerate(levels):
+        if level.skill in result:
+            checks.fail(f"{field}[{i}].skill", "must not repeat a skill")
+            continue
+        result[level.skill] = level.proficiency
+        renames[f"{field.rsplit('.', 1)[-1]}[{level.skill}]"] = f"{field}[{i}].proficiency"
+    return result
+
+
+def _renamed(error: ValidationFailed, prefix: str, renames: Mapping[str, str]) -> ValidationFailed:
+    """The domain's field names as request paths."""
+    violations = [
+        FieldViolation(renames.get(v.field, f"{prefix}{v.field}"), v.description)
+        for v in error.field_violations
+    ]
+    return ValidationFailed(violations)
+
+
+def _queue_command(request: pb.UpsertQueueRequest, checks: Checks, renames: dict[str, str]) -> Any:
+    if not request.HasField("queue"):
+        checks.fail("queue", "is required")
+        return None
+    q = request.queue
+    defaults = ConfigureQueue(queue_id=q.queue_id)
+    return ConfigureQueue(
+        queue_id=q.queue_id,
+        name=q.name,
+        channels=_channels(checks, "queue.channels", q.channels, defaults.channels),
+        required_skills=_levels(checks, "queue.required_skills", q.required_skills, renames),
+        language=q.language or None,
+        sl_target_percent=q.sl_target_percent or defaults.sl_target_percent,
+        sl_threshold_s=q.sl_threshold_s or defaults.sl_threshold_s,
+        priority=q.priority,
+        aging_s=q.aging_s or defaults.aging_s,
+        max_wait_s=q.max_wait_s or None,
+        max_wait_action=_enum(
+            checks,
+            "queue.max_wait_action",
+            _MAX_WAIT_ACTIONS,
+            q.max_wait_action,
+            defaults.max_wait_action,
+        ),
+        overflow_queue_id=q.overflow_queue_id or None,
+        offer_timeout_s=q.offer_timeout_s or defaults.offer_timeout_s,
+        wrap_up_s=q.wrap_up_s,
+        strategy=_enum(checks, "queue.strategy", _STRATEGIES, q.strategy, defaults.strategy),
+        policy_id=q.policy_id or None,
+        preferred_agent_timeout_s=q.preferred_agent_timeout_s,
+        not_responding_on_timeout=(
+            q.not_responding_on_timeout
+            if q.HasField("not_responding_on_timeout")
+            else defaults.not_responding_on_timeout
+        ),
+    )
+
+
+def _agent_command(request: pb.UpsertAgentRequest, checks: Checks, renames: dict[str, str]) -> Any:
+    if not request.HasField("agent"):
+        checks.fail("agent", "is required")
+        return None
+    a = request.agent
+    defaults = ConfigureAgent(agent_id=a.agent_id)
+    costs: dict[Channel, int] = {}
+    for i, cost in enumerate(a.channel_costs):
+        channel = _CHANNELS.get(cost.channel)
+        if channel is None:
+            checks.fail(f"agent.channel_costs[{i}].channel", "must be a channel")
+        elif channel in costs:
+            checks.fail(f"agent.channel_costs[{i}].channel", "must not repeat a channel")
+        else:
+            costs[channel] = cost.cost
+            renames[f"channel_costs[{channel.value}]"] = f"agent.channel_costs[{i}].cost"
+    return ConfigureAgent(
+        agent_id=a.agent_id,
+        name=a.name,
+        skills=_levels(checks, "agent.skills", a.skills, renames),
+        languages=tuple(a.languages),
+        queues=tuple(a.queues),
+        groups=tuple(a.groups),
+        channels=_channels(checks, "agent.channels", a.channels, defaults.channels),
+        capacity=a.capacity or defaults.capacity,
+        channel_costs=costs,
+        interruptible_channels=_channels(
+            checks,
+            "agent.interruptible_channels",
+            a.interruptible_channels,
+            defaults.interruptible_channels,
+        ),
+        time_zone=a.time_zone or defaults.time_zone,
+    )
+
+
+def _timestamp(value: Any) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def offer_message(event: OfferIssued) -> pb.Offer:
+    return pb.Offer(
+        offer_id=event.offer_id,
+        interaction_id=event.interaction_id,
+        agent_id=event.agent_id,
+        queue_id=event.queue_id,
+        channel=_CHANNEL_NUMBERS[event.channel],  # type: ignore[arg-type]
+        expires_at=_timestamp(event.expires_at),
+        cost=event.cost,
+        wait_ms=event.wait_ms,
+        offered_at=_timestamp(event.occurred_at),
+    )
+
+
+def _agent_state(engine: RoutingEngine, agent_id: str) -> dict[str, Any]:
+    view = engine.agent(agent_id)
+    return {"state": view.state.value if view is not None else AgentState.OFFLINE.value}
+
+
+def _state_number(result: Mapping[str, Any]) -> int:
+    state = result.get("state")
+    return _AGENT_STATES[AgentState(state)] if state else pb.AGENT_STATE_UNSPECIFIED
+
+
+# --- the servicer -------------------------------------------------------------------------------
+
+
+class RoutingServicer(pb_grpc.RoutingServiceServicer):
+    def __init__(self, application: RoutingApplication) -> None:
+        self._app = application
+
+    async def _execute(
+        self,
+        rpc: str,
+        request: Message,
+        command: Command,
+        caller: Caller,
+        *,
+        summary: Any = None,
+        prefix: str = "",
+        renames: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            executed = await self._app.execute(
+                caller.tenant_id,
+                command,
+                request_id=_request_key(rpc, caller, getattr(request, "request_id")),  # noqa: B009
+                summary=summary,
+            )
+        except ValidationFailed as error:
+            if (prefix or renames) and not isinstance(error, IdempotencyKeyReused):
+                raise _renamed(error, prefix, renames or {}) from None
+            raise
+        return executed.result
+
+    async def UpsertQueue(
+        self, request: pb.UpsertQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpsertQueueResponse:
+        caller = current_caller()
+        checks = _start(request)
+        renames: dict[str, str] = {}
+        command = _queue_command(request, checks, renames)
+        checks.done()
+
+        def summary(engine: RoutingEngine, _: Outcome) -> dict[str, Any]:
+            snapshot = engine.queue_snapshot(command.queue_id)
+            return {"config_version": snapshot.config_version if snapshot else 0}
+
+        result = await self._execute(
+            "UpsertQueue",
+            request,
+            command,
+            caller,
+            summary=summary,
+            prefix="queue.",
+            renames=renames,
+        )
+        return pb.UpsertQueueResponse(config_version=int(result.get("config_version", 0)))
+
+    async def UpsertAgent(
+        self, request: pb.UpsertAgentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpsertAgentResponse:
+        caller = current_caller()
+        checks = _start(request)
+        renames: dict[str, str] = {}
+        command = _agent_command(request, checks, renames)
+        checks.done()
+        await self._execute(
+            "UpsertAgent", request, command, caller, prefix="agent.", renames=renames
+        )
+        return pb.UpsertAgentResponse()
+
+    async def SetAgentState(
+        self, request: pb.SetAgentStateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetAgentStateResponse:
+        caller = current_caller()
+        agent_id = _acting_agent(caller, request.agent_id)
+        checks = _start(request)
+        presence = _enum(checks, "presence", _PRESENCES, request.presence, None)
+        if presence is None and request.presence == 0:
+            checks.fail("presence", "is required")
+        checks.done()
+        command = SetAgentState(
+            agent_id=agent_id, presence=presence, reason_code=request.reason_code or None
+        )
+        result = await self._execute(
+            "SetAgentState",
+            request,
+            command,
+            caller,
+            summary=lambda engine, _: _agent_state(engine, agent_id),
+        )
+        return pb.SetAgentStateResponse(state=_state_number(result))  # type: ignore[arg-type]
+
+    async def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HeartbeatResponse:
+        caller = current_caller()
+        checks = _start(request)
+        checks.done()
+        view = await self._app.query(caller.tenant_id, lambda engine: engine.agent(caller.subject))
+        if view is None:
+            raise NotFound("agent not found", resource_type="agent", resource_name=caller.subject)
+        return pb.HeartbeatResponse(state=_AGENT_STATES[view.state])  # type: ignore[arg-type]
+
+    async def AcceptOffer(
+        self, request: pb.AcceptOfferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AcceptOfferResponse:
+        caller = current_caller()
+        checks = _start(request)
+        checks.identifier("offer_id", request.offer_id, required=True)
+        checks.done()
+
+        def summary(engine: RoutingEngine, _: Outcome) -> dict[str, Any]:
+            explained = engine.explain(request.offer_id)
+            return {"interaction_id": explained.interaction_id if explained else ""}
+
+        result = await self._execute(
+            "AcceptOffer",
+            request,
+            AcceptOffer(offer_id=request.offer_id, agent_id=caller.subject),
+            caller,
+            summary=summary,
+        )
+        return pb.AcceptOfferResponse(interaction_id=str(result.get("interaction_id", "")))
+
+    async def RejectOffer(
+        self, request: pb.RejectOfferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RejectOfferResponse:
+        caller = current_caller()
+        checks = _start(request)
+        checks.identifier("offer_id", request.offer_id, required=True)
+        checks.done()
+        command = RejectOffer(
+            offer_id=request.offer_id,
+            agent_id=caller.subject,
+            reason_code=request.reason_code or None,
+        )
+        await self._execute("RejectOffer", request, command, caller)
+        return pb.RejectOfferResponse()
+
+    async def EndWrapUp(
+        self, request: pb.EndWrapUpRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EndWrapUpResponse:
+        caller = current_caller()
+        checks = _start(request)
+        checks.done()
+        command = EndWrapUp(agent_id=caller.subject, interaction_id=request.interaction_id or None)
+        result = await self._execute(
+            "EndWrapUp",
+            request,
+            command,
+            caller,
+            summary=lambda engine, _: _agent_state(engine, caller.subject),
+        )
+        return pb.EndWrapUpResponse(state=_state_number(result))  # type: ignore[arg-type]
+
+    async def GetQueueSnapshot(
+        self, request: pb.GetQueueSnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetQueueSnapshotResponse:
+        caller = current_caller()
+        checks = Checks()
+        checks.identifier("queue_id", request.queue_id, required=True)
+        checks.done()
+        snapshot = await self._app.query(
+            caller.tenant_id, lambda engine: engine.queue_snapshot(request.queue_id)
+        )
+        if snapshot is None:
+            raise NotFound("queue not found", resource_type="queue", resource_name=request.queue_id)
+        return pb.GetQueueSnapshotResponse(
+            queue_id=snapshot.queue_id,
+            config_version=snapshot.config_version,
+            waiting=snapshot.waiting,
+            offered=snapshot.offered,
+            longest_wait_ms=snapshot.longest_wait_ms,
+            agents=snapshot.agents,
+            answered=snapshot.answered,
+            answered_within_sl=snapshot.answered_within_sl,
+            abandoned=snapshot.abandoned,
+            exited=snapshot.exited,
+            overflowed_in=snapshot.overflowed_in,
+            overflowed_out=snapshot.overflowed_out,
+            waiting_for_preferred=snapshot.waiting_for_preferred,
+        )
+
+    async def ExplainDecision(
+        self, request: pb.ExplainDecisionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExplainDecisionResponse:
+        caller = current_caller()
+        checks = Checks()
+        checks.identifier("offer_id", request.offer_id, required=True)
+        checks.done()
+        event, status = await self._app.query(
+            caller.tenant_id,
+            lambda engine: (
+                engine.explain(request.offer_id),
+                engine.offer_status(request.offer_id),
+            ),
+        )
+        only_own = not caller.has_any_role((Role.SUPERVISOR, Role.ADMIN))
+        if event is None or (only_own and event.agent_id != caller.subject):
+            raise NotFound("offer not found", resource_type="offer", resource_name=request.offer_id)
+        decision = event.decision
+        return pb.ExplainDecisionResponse(
+            offer=offer_message(event),
+            status=status or "",
+            trigger=decision.trigger.value,
+            reason=decision.reason,
+            strategy=_STRATEGY_NUMBERS[decision.strategy],  # type: ignore[arg-type]
+            policy_id=decision.policy_id or "",
+            policy_version=decision.policy_version,
+            step=decision.step,
+            step_name=decision.step_name,
+            preferred=decision.preferred,
+            candidates=[
+                pb.Candidate(
+                    kind=c.kind.value,
+                    id=c.id,
+                    queue_id=c.queue_id or "",
+                    rank=c.rank,
+                    score=c.score,
+                    detail=c.detail,
+                )
+                for c in decision.candidates
+            ],
+            eligible=decision.eligible,
+        )
+
+    async def AgentStream(
+        self, request: pb.AgentStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AgentStreamResponse]:
+        caller = current_caller()
+        agent_id = caller.subject
+        # Subscribe before reading the open offers, so none issued in between is missed.
+        async with self._app.fanout.subscribe(caller.tenant_id, agent_id) as offers:
+            pending = await self._app.query(
+                caller.tenant_id, lambda engine: engine.pending_offers(agent_id)
+            )
+            sent = {event.offer_id for event in pending}
+            for open_offer in pending:
+                yield pb.AgentStreamResponse(offer=offer_message(open_offer))
+            while (issued := await offers.get()) is not None:
+                if issued.offer_id not in sent:
+                    yield pb.AgentStreamResponse(offer=offer_message(issued))
+
+
+def _acting_agent(caller: Caller, agent_id: str) -> str:
+    """The agent a state change is for: an agent may only name themselves."""
+    if not agent_id or agent_id == caller.subject:
+        return agent_id or caller.subject
+    if caller.has_any_role((Role.SUPERVISOR, Role.ADMIN)):
+        return agent_id
+    raise PermissionDenied("an agent may only set their own state")
+
+
+def _request_key(rpc: str, caller: Caller, request_id: str) -> str:
+    """Request ids are the client's: scoped by RPC and caller so two clients never collide."""
+    return f"{rpc}:{caller.subject}:{request_id}"
+
+
+__all__ = ["METHOD_ROLES", "RoutingServicer", "offer_message", "registration"]

@@ -1,0 +1,63 @@
+"""In-process fan-out of offers to the agents' open AgentStreams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from contactcenter.routing.domain.events import OfferIssued, RoutingEvent
+
+_QueueKey = tuple[str, str]
+
+
+class OfferFanout:
+    """Delivers each appended OfferIssued to the subscriptions of its (tenant, agent).
+
+    A subscriber's queue is bounded; a desktop too slow to drain it loses the oldest offers
+    (they stay visible through `pending_offers` when it reconnects). `close()` puts None in
+    every queue: the streams end (the service is stopping).
+    """
+
+    def __init__(self, *, max_pending: int = 256) -> None:
+        self._max_pending = max_pending
+        self._subscribers: dict[_QueueKey, set[asyncio.Queue[OfferIssued | None]]] = {}
+        self.closed = False
+
+    @asynccontextmanager
+    async def subscribe(
+        self, tenant_id: str, agent_id: str
+    ) -> AsyncIterator[asyncio.Queue[OfferIssued | None]]:
+        key = (tenant_id, agent_id)
+        queue: asyncio.Queue[OfferIssued | None] = asyncio.Queue(self._max_pending)
+        if self.closed:
+            queue.put_nowait(None)
+        self._subscribers.setdefault(key, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            queues = self._subscribers.get(key)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._subscribers[key]
+
+    def publish(self, tenant_id: str, events: Iterable[RoutingEvent]) -> None:
+        for event in events:
+            if not isinstance(event, OfferIssued):
+                continue
+            for queue in self._subscribers.get((tenant_id, event.agent_id), ()):
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(event)
+
+    def subscriber_count(self, tenant_id: str, agent_id: str) -> int:
+        return len(self._subscribers.get((tenant_id, agent_id), ()))
+
+    def close(self) -> None:
+        self.closed = True
+        for queues in self._subscribers.values():
+            for queue in queues:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(None)

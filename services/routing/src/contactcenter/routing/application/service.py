@@ -1,0 +1,238 @@
+"""The routing application: every tenant's engine, kept in memory and in step with its stream.
+
+Each tenant's events live in one stream, `routing/<tenant>/engine`. The engine of a tenant is
+rebuilt from that stream on first use; every command then runs under the tenant's lock:
+
+1. `engine.execute(command, context)` decides (and fires the timers due first);
+2. the outcome's events are appended with `expected_version` = the engine's version before;
+   on a ConcurrencyConflict (another replica wrote) the engine is rebuilt and the command
+   decided once more; a second conflict goes to the caller (gRPC ABORTED);
+3. offers are pushed to the agents' streams;
+4. `outcome.raise_error()`: a refused command still records the timer events it fired.
+
+An outcome without events (a refusal, a no-op) is checked against the stream's version, so a
+stale engine never refuses on state another replica already changed.
+
+If an append fails for any other reason the engine, already ahead of the store, is dropped and
+rebuilt on next use. A `request_id` makes a command idempotent: a retry returns the first
+result and decides nothing again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID
+
+from contactcenter.contracts.errors import ConcurrencyConflict
+from contactcenter.contracts.events import registry, utc_now
+from contactcenter.eventstore import EventStore
+from contactcenter.routing.application.fanout import OfferFanout
+from contactcenter.routing.domain import Command, CommandContext, Outcome, RoutingEngine, Tick
+from contactcenter.routing.domain.events import RoutingEvent, stream_id_for
+
+T = TypeVar("T")
+#: Computes what a command returns to its caller (stored with a request_id for retries).
+Summary = Callable[[RoutingEngine, Outcome], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """What a command did. `result` is the summary; `replayed`: a retried request_id, nothing
+    was decided again (and `outcome` is None)."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    replayed: bool = False
+
+
+class RoutingApplication:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        fanout: OfferFanout | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        explain_capacity: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.fanout = fanout if fanout is not None else OfferFanout()
+        self._clock = clock
+        self._explain_capacity = explain_capacity
+        self._engines: dict[str, RoutingEngine] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        #: Set whenever a command may have moved a tenant's next timer (the timer loop waits).
+        self.timers_changed = asyncio.Event()
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        tenant_id: str,
+        command: Command,
+        *,
+        request_id: str | None = None,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+        summary: Summary | None = None,
+    ) -> Executed:
+        """Decide `command` for the tenant and record what it did (see the module doc)."""
+        fingerprint = _command_fingerprint(command) if request_id else None
+        async with self._lock(tenant_id):
+            if request_id:
+                prior = await self.store.lookup_request(tenant_id, request_id, command=fingerprint)
+                if prior is not None:
+                    return Executed(result=dict(prior.result or {}), replayed=True)
+            for attempt in (1, 2):
+                engine = await self._engine(tenant_id)
+                before = engine.version
+                context = CommandContext(
+                    now=self._clock(), correlation_id=correlation_id, causation_id=causation_id
+                )
+                outcome = engine.execute(command, context)
+                result = dict(summary(engine, outcome)) if summary and not outcome.error else {}
+                try:
+                    replayed = await self._append(
+                        tenant_id,
+                        outcome,
+                        before,
+                        request_id=None if outcome.error else request_id,
+                        command=fingerprint,
+                        result=result,
+                    )
+                except ConcurrencyConflict:
+                    self._engines.pop(tenant_id, None)
+                    if attempt == 2:
+                        raise
+                    continue
+                except BaseException:
+                    self._engines.pop(tenant_id, None)
+                    raise
+                if replayed is not None:
+                    # Another replica handled the same request_id meanwhile: ours is void.
+                    self._engines.pop(tenant_id, None)
+                    return Executed(result=dict(replayed.result or {}), replayed=True)
+                self.fanout.publish(tenant_id, outcome.events)
+                self.timers_changed.set()
+                outcome.raise_error()
+                return Executed(result=result, outcome=outcome)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def advance(self, tenant_id: str, now: datetime | None = None) -> Outcome:
+        """Fire the tenant's timers due by `now` (default: the clock)."""
+        async with self._lock(tenant_id):
+            for attempt in (1, 2):
+                engine = await self._engine(tenant_id)
+                before = engine.version
+                outcome = engine.execute(Tick(), CommandContext(now=now or self._clock()))
+                try:
+                    await self._append(tenant_id, outcome, before)
+                except ConcurrencyConflict:
+                    self._engines.pop(tenant_id, None)
+                    if attempt == 2:
+                        raise
+                    continue
+                except BaseException:
+                    self._engines.pop(tenant_id, None)
+                    raise
+                self.fanout.publish(tenant_id, outcome.events)
+                return outcome
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- queries -----------------------------------------------------------------------------
+
+    async def query(self, tenant_id: str, read: Callable[[RoutingEngine], T]) -> T:
+        """Run `read` on the tenant's engine, between decisions."""
+        async with self._lock(tenant_id):
+            return read(await self._engine(tenant_id))
+
+    def loaded_tenants(self) -> list[str]:
+        return list(self._engines)
+
+    def next_timer_at(self, tenant_id: str) -> datetime | None:
+        """When the tenant's loaded engine next needs a tick (None: not loaded, or no timer)."""
+        engine = self._engines.get(tenant_id)
+        return None if engine is None else engine.next_timer_at()
+
+    def drop(self, tenant_id: str) -> None:
+        """Forget a tenant's engine (its partition was revoked); rebuilt on next use."""
+        self._engines.pop(tenant_id, None)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _lock(self, tenant_id: str) -> asyncio.Lock:
+        lock = self._locks.get(tenant_id)
+        if lock is None:
+            lock = self._locks[tenant_id] = asyncio.Lock()
+        return lock
+
+    async def _engine(self, tenant_id: str) -> RoutingEngine:
+        engine = self._engines.get(tenant_id)
+        if engine is None:
+            records = await self.store.read_stream(stream_id_for(tenant_id))
+            events = [_routing_event(record.decode(registry)) for record in records]
+            engine = RoutingEngine.from_events(
+                tenant_id, events, explain_capacity=self._explain_capacity
+            )
+            self._engines[tenant_id] = engine
+            self.timers_changed.set()
+        return engine
+
+    async def _append(
+        self,
+        tenant_id: str,
+        outcome: Outcome,
+        expected_version: int,
+        *,
+        request_id: str | None = None,
+        command: Mapping[str, Any] | None = None,
+        result: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Append the outcome's events; the first result when `request_id` was seen before."""
+        if not outcome.events:
+            # Nothing to append, so nothing would notice a stale engine (one whose stream
+            # another replica moved): a refusal or a no-op must come from the current state.
+            actual = await self.store.stream_version(stream_id_for(tenant_id))
+            if actual != expected_version:
+                raise ConcurrencyConflict(stream_id_for(tenant_id), expected_version, actual)
+            return None
+        appended = await self.store.append(
+            stream_id_for(tenant_id),
+            outcome.events,
+            expected_version=expected_version,
+            request_id=request_id,
+            result=result if request_id else None,
+            command=command if request_id else None,
+        )
+        return appended if appended.replayed else None
+
+
+def _routing_event(event: object) -> RoutingEvent:
+    if not isinstance(event, RoutingEvent):
+        raise TypeError(f"not a routing event in a routing stream: {event!r}")
+    return event
+
+
+def _command_fingerprint(command: Command) -> dict[str, Any]:
+    """The command as JSON-able data: what identifies a request for idempotency."""
+    return {"type": type(command).__name__, "fields": _plain(command)}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(_plain(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
