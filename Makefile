@@ -13,7 +13,7 @@ RUN := $(UV) run --locked --all-packages
 MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/contactcenter/*/py.typed)),contactcenter.$(notdir $(d))) \
 	$(foreach d,$(wildcard services/*/src/contactcenter/*/domain),contactcenter.$(notdir $(patsubst %/domain,%,$(d))).domain)
 
-.PHONY: help uv sync run test test-e2e lint format proto proto-check bench clean
+.PHONY: help uv system-packages sync run test test-e2e lint format proto proto-check bench clean
 
 help:
 	@echo "make run    start infra, every service, and print where each listens (Ctrl-C stops all)"
@@ -25,8 +25,12 @@ help:
 uv:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PIP_INSTALL) "uv==0.13.9" || $(PIP_INSTALL) --user "uv==0.13.9" || $(PIP_INSTALL) --user --break-system-packages "uv==0.13.9"
 
-sync: uv
+sync: uv system-packages
 	@$(UV) sync --locked --all-packages --quiet
+
+# Debian packages that services and tests list in their system-packages.txt
+system-packages:
+	@tools/install-system-packages
 
 run: sync
 	$(RUN) python -m contactcenter.infra.launcher
