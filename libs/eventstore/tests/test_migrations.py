@@ -17,7 +17,11 @@ from contactcenter.eventstore import (
     apply_migrations,
 )
 
-OWN = ["eventstore/0001_event_store.sql", "eventstore/0002_consumer_tracking.sql"]
+OWN = [
+    "eventstore/0001_event_store.sql",
+    "eventstore/0002_consumer_tracking.sql",
+    "eventstore/0003_first_events_index.sql",
+]
 
 
 def write(directory: Path, files: dict[str, str]) -> Path:

@@ -338,3 +338,16 @@ async def test_listener_wakes_on_append(store: EventStore, tenant_id, happened):
         await store.append(new_stream(tenant_id), [happened(tenant_id)], expected_version=0)
         assert await appends.wait(5.0)
         assert not await appends.wait(0.05)  # one wake-up per burst, then quiet again
+
+
+async def test_list_streams_by_prefix(store: EventStore, tenant_id, happened):
+    category = f"listing{uuid.uuid4().hex}"
+    prefix = f"{category}/{tenant_id}/"
+    for name in ("b", "a", "c"):
+        await store.append(f"{prefix}{name}", [happened(tenant_id, 1)], expected_version=NO_STREAM)
+    await store.append(f"{prefix}a", [happened(tenant_id, 2)], expected_version=1)
+    await store.append(new_stream(tenant_id), [happened(tenant_id, 1)], expected_version=NO_STREAM)
+
+    assert await store.list_streams(f"{category}/") == [f"{prefix}a", f"{prefix}b", f"{prefix}c"]
+    assert await store.list_streams(f"{prefix}b") == [f"{prefix}b"]
+    assert await store.list_streams(f"nothing{uuid.uuid4().hex}/") == []

@@ -9,9 +9,11 @@ batch, and the redelivered events are recognised and skipped: the effect is exac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import asyncpg
+from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from opentelemetry import trace
@@ -38,6 +40,31 @@ class Projection(Protocol):
     topics: Sequence[str]
 
     async def apply(self, conn: PgConnection, envelope: EventEnvelope) -> None: ...
+
+
+@runtime_checkable
+class PartitionAware(Protocol):
+    """A projection that keeps state per partition (the routing service's tenant shards).
+
+    Told which partitions of its topics its consumer group gives this process, after each
+    rebalance: `revoked` before the group moves them (finish or drop their state),
+    `assigned` once they are this process's (load their state).
+    """
+
+    async def partitions_revoked(self, partitions: frozenset[TopicPartition]) -> None: ...
+
+    async def partitions_assigned(self, partitions: frozenset[TopicPartition]) -> None: ...
+
+
+class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, projection: PartitionAware) -> None:
+        self._projection = projection
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self._projection.partitions_revoked(frozenset(revoked))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._projection.partitions_assigned(frozenset(assigned))
 
 
 def subscribe_projection(
@@ -73,9 +100,16 @@ def subscribe_projection(
             pool, schema, projection.name, batch, apply_traced, event_id=lambda e: e.id
         )
 
+    listener = _RebalanceListener(projection) if isinstance(projection, PartitionAware) else None
     return [
         subscribe_envelope_batches(
-            broker, topic, handle, group_id=projection.name, settings=settings, retry=retry
+            broker,
+            topic,
+            handle,
+            group_id=projection.name,
+            settings=settings,
+            retry=retry,
+            listener=listener,
         )
         for topic in projection.topics
     ]

@@ -145,6 +145,9 @@ class InMemoryEventStore:
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, []))
 
+    async def list_streams(self, prefix: str) -> list[str]:
+        return sorted(s for s, events in self._streams.items() if events and s.startswith(prefix))
+
     async def read_all(
         self, after: GlobalPosition = GlobalPosition.START, limit: int = 1000
     ) -> list[RecordedEvent]:

@@ -124,6 +124,11 @@ class PostgresEventStore:
             f"result::text as result from {s}.requests where tenant_id = $1 and request_id = $2"
         )
         self._sql_version = f"select coalesce(max(version), 0) from {s}.events where stream_id = $1"
+        # Served by the partial index on first events (migration 0003), not a table scan.
+        self._sql_list_streams = (
+            f"select stream_id from {s}.events where version = 1 "
+            "and left(stream_id, length($1)) = $1 order by stream_id"
+        )
         self._sql_read_stream = (
             f"select {_COLUMNS} from {s}.events where stream_id = $1 and version >= $2 "
             "order by version"
@@ -310,6 +315,11 @@ class PostgresEventStore:
         async with self._pool.acquire() as conn:
             version: int = await conn.fetchval(self._sql_version, stream_id)
         return version
+
+    async def list_streams(self, prefix: str) -> list[str]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(self._sql_list_streams, prefix)
+        return [r["stream_id"] for r in rows]
 
     async def read_all(
         self, after: GlobalPosition = GlobalPosition.START, limit: int = 1000

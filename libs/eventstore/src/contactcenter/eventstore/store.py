@@ -65,6 +65,10 @@ class EventStore(Protocol):
         """The version of the stream's last event; 0 for a stream without events."""
         ...
 
+    async def list_streams(self, prefix: str) -> list[str]:
+        """The ids of the streams (with at least one event) that start with `prefix`, sorted."""
+        ...
+
     async def read_all(
         self, after: GlobalPosition = GlobalPosition.START, limit: int = 1000
     ) -> list[RecordedEvent]:

@@ -18,6 +18,9 @@ class RoutingSettings(ServiceSettings):
     grpc_port: int = Field(default=50052, ge=0, le=65535)
     #: The latency-critical core: a short broker wait bounds how late a queued contact is seen.
     kafka_fetch_max_wait_ms: int = Field(default=5, ge=0)
+    #: Failover time: the group gives a dead instance's tenants to another after this.
+    kafka_session_timeout_ms: int = Field(default=6_000, gt=0)
+    kafka_heartbeat_interval_ms: int = Field(default=1_500, gt=0)
 
     #: Recent decisions each tenant's engine keeps for ExplainDecision.
     explain_capacity: int = Field(default=10_000, ge=0)

@@ -55,7 +55,8 @@ class RoutingApp(ServiceApp):
         return [registration(RoutingServicer(self._build(ctx)))]
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
-        return [InteractionEvents(self._build(ctx))]
+        partitions = self.routing_settings.kafka_partitions
+        return [InteractionEvents(self._build(ctx), partition_count=partitions)]
 
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
         timers = TimerLoop(self._build(ctx), max_sleep_s=self.routing_settings.timer_max_sleep_s)

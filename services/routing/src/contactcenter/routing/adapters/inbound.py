@@ -24,10 +24,12 @@ logged and dropped; an event that does not parse goes to the DLQ.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from uuid import UUID
 
+from aiokafka import TopicPartition
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contactcenter.contracts.errors import DomainError
@@ -145,13 +147,37 @@ def command_for(envelope: EventEnvelope) -> tuple[Command, UUID | None] | None:
 
 
 class InteractionEvents:
-    """The projection (servicekit's `subscribe_projection`) feeding the engine."""
+    """The projection (servicekit's `subscribe_projection`) feeding the engine; its partition
+    assignment is the set of tenants this instance owns (see RoutingApplication.assign)."""
 
     name: str = "routing-interactions"
     topics: Sequence[str] = (INTERACTIONS_TOPIC,)
 
-    def __init__(self, application: RoutingApplication) -> None:
+    def __init__(self, application: RoutingApplication, *, partition_count: int) -> None:
         self._app = application
+        self._partition_count = partition_count
+
+    async def partitions_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        dropped = self._app.revoke(p.partition for p in partitions)
+        _log.info(
+            "partitions %s revoked: %d tenants dropped",
+            _numbers(partitions),
+            len(dropped),
+            extra={"revoked_partitions": _numbers(partitions)},
+        )
+
+    async def partitions_assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        started = time.perf_counter()
+        owned = await self._app.assign(
+            [p.partition for p in partitions], partition_count=self._partition_count
+        )
+        _log.info(
+            "partitions %s assigned: %d tenants rebuilt in %.0f ms",
+            _numbers(partitions),
+            len(owned),
+            (time.perf_counter() - started) * 1000,
+            extra={"assigned_partitions": _numbers(partitions)},
+        )
 
     async def apply(self, conn: PgConnection, envelope: EventEnvelope) -> None:
         found = command_for(envelope)
@@ -176,3 +202,7 @@ class InteractionEvents:
                 envelope.tenant_id,
                 error,
             )
+
+
+def _numbers(partitions: frozenset[TopicPartition]) -> list[int]:
+    return sorted(p.partition for p in partitions)

@@ -16,24 +16,34 @@ stale engine never refuses on state another replica already changed.
 If an append fails for any other reason the engine, already ahead of the store, is dropped and
 rebuilt on next use. A `request_id` makes a command idempotent: a retry returns the first
 result and decides nothing again.
+
+Shards: a tenant's events on Kafka are keyed by tenant, so each tenant lives on one partition
+of `cc.interactions.events.v1`. An instance owns the tenants of the partitions its consumer
+group assigns it (`assign`): it rebuilds their engines at once, so their timers (offer expiry,
+wrap-up, policy steps, maximum waits) run without waiting for a command, and forgets them on
+revocation (`revoke`). Without an assignment (one instance, or tests) it owns every tenant.
+A command for a tenant owned elsewhere (a gRPC call that reached this replica) is still
+correct: the engine is loaded, and the stream's optimistic concurrency rejects a stale one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
+from aiokafka.partitioner import murmur2
+
 from contactcenter.contracts.errors import ConcurrencyConflict
 from contactcenter.contracts.events import registry, utc_now
 from contactcenter.eventstore import EventStore
 from contactcenter.routing.application.fanout import OfferFanout
 from contactcenter.routing.domain import Command, CommandContext, Outcome, RoutingEngine, Tick
-from contactcenter.routing.domain.events import RoutingEvent, stream_id_for
+from contactcenter.routing.domain.events import STREAM_CATEGORY, RoutingEvent, stream_id_for
 
 T = TypeVar("T")
 #: Computes what a command returns to its caller (stored with a request_id for retries).
@@ -67,6 +77,9 @@ class RoutingApplication:
         self._locks: dict[str, asyncio.Lock] = {}
         #: Set whenever a command may have moved a tenant's next timer (the timer loop waits).
         self.timers_changed = asyncio.Event()
+        #: The partitions this instance owns and the topic's partition count (None: all).
+        self._owned: frozenset[int] | None = None
+        self._partition_count = 1
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -151,7 +164,8 @@ class RoutingApplication:
             return read(await self._engine(tenant_id))
 
     def loaded_tenants(self) -> list[str]:
-        return list(self._engines)
+        """The tenants whose engines this instance keeps and whose timers it runs."""
+        return [t for t in self._engines if self.owns(t)]
 
     def next_timer_at(self, tenant_id: str) -> datetime | None:
         """When the tenant's loaded engine next needs a tick (None: not loaded, or no timer)."""
@@ -161,6 +175,44 @@ class RoutingApplication:
     def drop(self, tenant_id: str) -> None:
         """Forget a tenant's engine (its partition was revoked); rebuilt on next use."""
         self._engines.pop(tenant_id, None)
+
+    # --- shards ------------------------------------------------------------------------------
+
+    def partition_of(self, tenant_id: str) -> int:
+        """The partition a tenant's events are on: Kafka's default partitioner of the key."""
+        return (murmur2(tenant_id.encode()) & 0x7FFFFFFF) % self._partition_count
+
+    def owns(self, tenant_id: str) -> bool:
+        return self._owned is None or self.partition_of(tenant_id) in self._owned
+
+    async def known_tenants(self) -> list[str]:
+        """Every tenant with a routing stream."""
+        streams = await self.store.list_streams(f"{STREAM_CATEGORY}/")
+        return [sid.split("/")[1] for sid in streams]
+
+    async def assign(self, partitions: Collection[int], partition_count: int) -> list[str]:
+        """Own these partitions (the rebalance's whole assignment): forget the engines of
+        tenants no longer owned, rebuild those of the owned ones. Returns the owned tenants."""
+        self._partition_count = partition_count
+        self._owned = frozenset(partitions)
+        for tenant_id in list(self._engines):
+            if not self.owns(tenant_id):
+                self.drop(tenant_id)
+        owned = [t for t in await self.known_tenants() if self.owns(t)]
+        for tenant_id in owned:
+            async with self._lock(tenant_id):
+                await self._engine(tenant_id)
+        self.timers_changed.set()
+        return owned
+
+    def revoke(self, partitions: Collection[int]) -> list[str]:
+        """Give up these partitions: their tenants' engines are dropped. Returns those tenants."""
+        revoked = frozenset(partitions)
+        self._owned = (self._owned or frozenset()) - revoked
+        dropped = [t for t in self._engines if self.partition_of(t) in revoked]
+        for tenant_id in dropped:
+            self.drop(tenant_id)
+        return dropped
 
     # --- internals ---------------------------------------------------------------------------
 
