@@ -34,6 +34,12 @@ class Projection(Protocol):
 
     `name` is its consumer group and the key of what it applied; `apply` writes its effect
     with `conn`, inside the transaction that also records the event as applied.
+
+    A class attribute `tracked = False` declares a consumer whose effect is idempotent by
+    itself (an event-store append with the request id `event:<event id>`): it gets a plain
+    connection, no transaction is held open around its own commits, so they are visible to
+    the outbox relay at once (a tail reader sees no transaction newer than the oldest one
+    still running) and no second commit is paid per batch.
     """
 
     name: str
@@ -100,12 +106,19 @@ def subscribe_projection(
             pool, schema, projection.name, batch, apply_traced, event_id=lambda e: e.id
         )
 
+    async def handle_untracked(batch: list[EventEnvelope]) -> None:
+        async with pool.acquire() as conn:
+            for envelope in batch:
+                await apply_traced(conn, envelope)
+
+    tracked = getattr(projection, "tracked", True)
+
     listener = _RebalanceListener(projection) if isinstance(projection, PartitionAware) else None
     return [
         subscribe_envelope_batches(
             broker,
             topic,
-            handle,
+            handle if tracked else handle_untracked,
             group_id=projection.name,
             settings=settings,
             retry=retry,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contactcenter.infra.errors import InfraError
-from contactcenter.infra.process import ManagedProcess, free_port, port_is_free
+from contactcenter.infra.process import ManagedProcess, free_port, port_is_free, tcp_accepts
 
 HOST = "127.0.0.1"
 
@@ -60,7 +60,10 @@ def discover_services(root: Path) -> list[ServiceSpec]:
 
 
 def _port(preferred: int) -> int:
-    return preferred if port_is_free(HOST, preferred) else free_port(HOST)
+    # gRPC listens with SO_REUSEPORT (and on an IPv6 socket), so a test bind can succeed on a
+    # port that a running server answers on: ask the port too.
+    free = port_is_free(HOST, preferred) and not tcp_accepts(HOST, preferred)
+    return preferred if free else free_port(HOST)
 
 
 @dataclass

@@ -14,11 +14,12 @@ envelope fields (`event_id`, `tenant_id`, `occurred_at`, `correlation_id`, `caus
 `required_skills` items are `{"skill": ..., "min_proficiency": 0..10}`; routing's levels are
 1..5, so a higher minimum is read as 5 (the top level).
 
-Exactly once: the consumer runs through servicekit's `subscribe_projection` (the event id is
-claimed with `apply_once`), and the command is executed with the request id
-`event:<event id>`, so a redelivery after the append but before the claim committed appends
-nothing twice. A command the engine refuses (an unknown queue, a contact already gone) is
-logged and dropped; an event that does not parse goes to the DLQ.
+Exactly once: the command is executed with the request id `event:<event id>`, so a
+redelivered event (the Kafka offset was not committed yet) finds its first result and appends
+nothing twice. The consumer is untracked (no `apply_once` transaction around the append: it
+would keep the offer invisible to the outbox relay until it committed). A command the engine
+refuses (an unknown queue, a contact already gone) is logged and dropped; an event that does
+not parse goes to the DLQ.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ class InteractionEvents:
 
     name: str = "routing-interactions"
     topics: Sequence[str] = (INTERACTIONS_TOPIC,)
+    #: Exactly once by the request id `event:<event id>` of each command's append (see the
+    #: module doc); no tracking transaction that would hide the offers from the relay.
+    tracked = False
 
     def __init__(self, application: RoutingApplication, *, partition_count: int) -> None:
         self._app = application
