@@ -298,8 +298,8 @@ async def drive(address: str, bootstrap: str, contacts: int, rate: float) -> dic
                 f"{len(raw.latencies_ms)}"
             )
         deadline = time.monotonic() + 30
-        while (offer.outstanding() or raw.outstanding()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)  # noqa: ASYNC110 (two consumers fill them)
+        while (offer.outstanding() or raw.outstanding()) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
         if offer.outstanding() or raw.outstanding():
             say(f"missing: {offer.outstanding()} offers, {raw.outstanding()} raw messages")
     finally:
