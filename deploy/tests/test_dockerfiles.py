@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -216,3 +218,87 @@ def test_entrypoint_runs_the_module_listening_on_every_interface(tmp_path: Path)
         "CC_PROBE_ME_HTTP_PORT": "8099",
         "argv": ["asyncapi"],
     }
+
+
+def _uv() -> list[str]:
+    found = os.environ.get("UV") or shutil.which("uv")
+    if found is None:
+        pytest.fail("uv not found: run the tests with `uv run` (make test)")
+    return [found]
+
+
+@pytest.mark.slow
+def test_the_builder_step_makes_an_environment_that_runs_the_service(
+    kit: ModuleType, spec: ServiceSpec, tmp_path: Path
+) -> None:
+    """What the builder stage does, without Docker: from the build context (what
+    .dockerignore lets in) install only this service, without dev tools, and start it through
+    the image's entry point (`asyncapi` imports everything and exits)."""
+    context = tmp_path / "src"
+    context.mkdir()
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copy(ROOT / name, context / name)
+    ignore = shutil.ignore_patterns("tests", "__pycache__", "*.pyc", ".venv")
+    for name in ("libs", "services"):
+        shutil.copytree(ROOT / name, context / name, ignore=ignore)
+    app = tmp_path / "app"
+    app.mkdir()
+    for script in ("image.py", "entrypoint.py", "healthcheck.py"):
+        shutil.copy(DOCKER / script, app / script)
+    package = subprocess.run(
+        [
+            sys.executable,
+            str(app / "image.py"),
+            f"services/{kit.service_dir(spec).name}",
+            str(app / "service.json"),
+        ],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(app / ".venv"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_LINK_MODE": "copy",
+        "VIRTUAL_ENV": "",
+    }
+    subprocess.run(
+        [
+            *_uv(),
+            "sync",
+            "--locked",
+            "--no-dev",
+            "--no-editable",
+            "--package",
+            package,
+            "--python",
+            sys.executable,
+            "--quiet",
+        ],
+        cwd=context,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    bin_dir = app / ".venv" / "bin"
+    tools = {p.name for p in bin_dir.iterdir()}
+    assert not tools & {"uv", "pip", "pytest", "ruff", "mypy"}, tools & {"uv", "pip", "pytest"}
+    python = str(bin_dir / "python")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CC_", "UV", "VIRTUAL"))}
+    result = subprocess.run(
+        [python, str(app / "entrypoint.py"), "asyncapi"],
+        cwd=tmp_path,
+        env={**clean, "PYTHONPATH": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["asyncapi"].startswith("3.")
+    probe = subprocess.run(
+        [python, "-c", "import grpc_health.v1.health_pb2_grpc"], check=False, timeout=60
+    )
+    assert probe.returncode == 0, "the health check's imports are in the image"
