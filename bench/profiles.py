@@ -41,6 +41,7 @@ import asyncpg
 import grpc
 import psutil
 
+import contactcenter.profiles.main as profiles_main
 from contactcenter.eventstore import apply_migrations, create_pool
 from contactcenter.grpckit import Role, issue_token, metadata_for
 from contactcenter.infra import LocalInfra
@@ -51,9 +52,9 @@ from contactcenter.infra.services import RunningService, discover_services, star
 from contactcenter.profiles.adapters.crypto import KeyRing
 from contactcenter.profiles.config import DEV_ONLY_MASTER_KEY
 from contactcenter.profiles.domain import Identity, IdentityKind
-from contactcenter.profiles.main import migrations_dir
 from contactcenter.profiles.v1 import profiles_pb2 as pb
 from contactcenter.profiles.v1 import profiles_pb2_grpc as pb_grpc
+from contactcenter.servicekit import migrations_dir
 
 SEED_CHUNK = 100_000
 
@@ -75,7 +76,7 @@ async def migrate(database_url: str) -> None:
     before it starts: its outbox relay must find the seeded events already relayed)."""
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
-        await apply_migrations(pool, "profiles", [migrations_dir()])
+        await apply_migrations(pool, "profiles", [migrations_dir(profiles_main.__file__)])
     finally:
         await pool.close()
 

@@ -3,6 +3,14 @@ settings -> telemetry -> database pool + migrations -> broker + topics + project
 outbox relay -> gRPC server whose health says SERVING only when all of that is ready."""
 
 from contactcenter.servicekit.app import Loop, ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit.paths import migrations_dir
 from contactcenter.servicekit.settings import ServiceSettings
 
-__all__ = ["Loop", "ServiceApp", "ServiceContext", "ServiceDefinition", "ServiceSettings"]
+__all__ = [
+    "Loop",
+    "ServiceApp",
+    "ServiceContext",
+    "ServiceDefinition",
+    "ServiceSettings",
+    "migrations_dir",
+]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from contactcenter.eventbus import Projection
 from contactcenter.grpckit import ServiceRegistration
@@ -29,20 +28,17 @@ from contactcenter.interactions.application import (
 from contactcenter.interactions.config import InteractionsSettings
 from contactcenter.interactions.domain import EVENT_TYPES, RepeatPolicy
 from contactcenter.interactions.projections import InteractionList, InteractionListProjection
-from contactcenter.servicekit import Loop, ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit import (
+    Loop,
+    ServiceApp,
+    ServiceContext,
+    ServiceDefinition,
+    migrations_dir,
+)
 
 _log = logging.getLogger(__name__)
 
 SERVICE_NAME = "interactions"
-
-
-def migrations_dir() -> Path:
-    """`services/interactions/migrations` (next to the package when installed from a wheel)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parents[2] / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"no migrations directory next to {here}")
 
 
 def definition(
@@ -53,7 +49,7 @@ def definition(
     """What servicekit runs (and renders the AsyncAPI document from)."""
     return ServiceDefinition(
         name=SERVICE_NAME,
-        migrations=migrations_dir(),
+        migrations=migrations_dir(__file__),
         grpc_services=grpc_services,
         projections=projections,
         background=background,

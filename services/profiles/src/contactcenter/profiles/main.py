@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from contactcenter.eventbus import Projection
 from contactcenter.grpckit import ServiceRegistration
@@ -20,20 +19,11 @@ from contactcenter.profiles.application import ProfilesApplication
 from contactcenter.profiles.config import ProfilesSettings
 from contactcenter.profiles.domain import EVENT_TYPES
 from contactcenter.profiles.projections import INTERACTIONS_TOPIC, HistoryProjection
-from contactcenter.servicekit import ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit import ServiceApp, ServiceContext, ServiceDefinition, migrations_dir
 
 _log = logging.getLogger(__name__)
 
 SERVICE_NAME = "profiles"
-
-
-def migrations_dir() -> Path:
-    """`services/profiles/migrations` (next to the package when installed from a wheel)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parents[2] / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"no migrations directory next to {here}")
 
 
 def definition(
@@ -43,7 +33,7 @@ def definition(
     """What servicekit runs (and renders the AsyncAPI document from)."""
     return ServiceDefinition(
         name=SERVICE_NAME,
-        migrations=migrations_dir(),
+        migrations=migrations_dir(__file__),
         grpc_services=grpc_services,
         projections=projections,
         event_models=EVENT_TYPES,

@@ -26,5 +26,10 @@ class RoutingSettings(ServiceSettings):
     explain_capacity: int = Field(default=10_000, ge=0)
     #: Offers an AgentStream buffers for a slow desktop (the oldest are dropped beyond).
     agent_stream_buffer: int = Field(default=256, ge=1)
+    #: An agent desktop that sends no Heartbeat (and holds no AgentStream) for this long is
+    #: logged off (reason `heartbeat_lost`); 0 keeps no leases.
+    presence_lease_s: float = Field(default=30.0, ge=0)
+    #: How often expired leases are looked for (seconds).
+    lease_sweep_interval_s: float = Field(default=1.0, gt=0)
     #: The timer loop re-checks at least this often (seconds), even when nothing changed.
     timer_max_sleep_s: float = Field(default=1.0, gt=0)

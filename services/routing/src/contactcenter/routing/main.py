@@ -14,11 +14,18 @@ from contactcenter.eventbus import Projection
 from contactcenter.grpckit import ServiceRegistration
 from contactcenter.routing.adapters.grpc import RoutingServicer, registration
 from contactcenter.routing.adapters.inbound import INTERACTIONS_TOPIC, InteractionEvents
+from contactcenter.routing.adapters.leases import LeaseSweeper, PresenceLeases
 from contactcenter.routing.application import OfferFanout, RoutingApplication
 from contactcenter.routing.application.timers import TimerLoop
 from contactcenter.routing.config import RoutingSettings
 from contactcenter.routing.domain import EVENT_TYPES
-from contactcenter.servicekit import Loop, ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit import (
+    Loop,
+    ServiceApp,
+    ServiceContext,
+    ServiceDefinition,
+    migrations_dir,
+)
 
 SERVICE_NAME = "routing"
 
@@ -29,9 +36,11 @@ class RoutingApp(ServiceApp):
     def __init__(self, settings: RoutingSettings) -> None:
         self.routing_settings = settings
         self.application: RoutingApplication | None = None
+        self.leases: PresenceLeases | None = None
         super().__init__(
             ServiceDefinition(
                 name=SERVICE_NAME,
+                migrations=migrations_dir(__file__),
                 grpc_services=self._grpc_services,
                 projections=self._projections,
                 background=self._background,
@@ -51,16 +60,29 @@ class RoutingApp(ServiceApp):
             )
         return self.application
 
+    def _leases(self, ctx: ServiceContext) -> PresenceLeases | None:
+        ttl = self.routing_settings.presence_lease_s
+        if self.leases is None and ttl > 0:
+            self.leases = PresenceLeases(ctx.pool, ctx.schema, ttl)
+        return self.leases
+
     def _grpc_services(self, ctx: ServiceContext) -> Sequence[ServiceRegistration]:
-        return [registration(RoutingServicer(self._build(ctx)))]
+        return [registration(RoutingServicer(self._build(ctx), self._leases(ctx)))]
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
         partitions = self.routing_settings.kafka_partitions
         return [InteractionEvents(self._build(ctx), partition_count=partitions)]
 
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
-        timers = TimerLoop(self._build(ctx), max_sleep_s=self.routing_settings.timer_max_sleep_s)
-        return [("routing-timers", timers.run)]
+        s = self.routing_settings
+        loops: list[tuple[str, Loop]] = [
+            ("routing-timers", TimerLoop(self._build(ctx), max_sleep_s=s.timer_max_sleep_s).run)
+        ]
+        leases = self._leases(ctx)
+        if leases is not None:
+            sweeper = LeaseSweeper(self._build(ctx), leases, interval_s=s.lease_sweep_interval_s)
+            loops.append(("routing-presence-leases", sweeper.run))
+        return loops
 
     async def stop(self) -> None:
         if self.application is not None:

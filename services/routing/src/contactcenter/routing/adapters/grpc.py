@@ -9,6 +9,7 @@ supervisors and admins configure and may set any agent's state.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from contactcenter.contracts.errors import (
 )
 from contactcenter.eventstore import IdempotencyKeyReused
 from contactcenter.grpckit import Caller, Role, ServiceRegistration, current_caller
+from contactcenter.routing.adapters.leases import PresenceLeases
 from contactcenter.routing.application import RoutingApplication
 from contactcenter.routing.domain import (
     AcceptOffer,
@@ -277,8 +279,22 @@ def _state_number(result: Mapping[str, Any]) -> int:
 
 
 class RoutingServicer(pb_grpc.RoutingServiceServicer):
-    def __init__(self, application: RoutingApplication) -> None:
+    """`leases`: the agents' presence leases (None: no lease is kept, nobody is logged off)."""
+
+    def __init__(
+        self, application: RoutingApplication, leases: PresenceLeases | None = None
+    ) -> None:
         self._app = application
+        self._leases = leases
+
+    async def _renew_lease(self, caller: Caller, presence: Presence | None = None) -> None:
+        """An agent's own call keeps its lease; its own logout ends it."""
+        if self._leases is None or not caller.has_any_role((Role.AGENT,)):
+            return
+        if presence is Presence.OFFLINE:
+            await self._leases.release(caller.tenant_id, caller.subject)
+        else:
+            await self._leases.renew(caller.tenant_id, caller.subject)
 
     async def _execute(
         self,
@@ -361,6 +377,8 @@ class RoutingServicer(pb_grpc.RoutingServiceServicer):
             caller,
             summary=lambda engine, _: _agent_state(engine, agent_id),
         )
+        if agent_id == caller.subject:
+            await self._renew_lease(caller, presence)
         return pb.SetAgentStateResponse(state=_state_number(result))  # type: ignore[arg-type]
 
     async def Heartbeat(
@@ -372,6 +390,8 @@ class RoutingServicer(pb_grpc.RoutingServiceServicer):
         view = await self._app.query(caller.tenant_id, lambda engine: engine.agent(caller.subject))
         if view is None:
             raise NotFound("agent not found", resource_type="agent", resource_name=caller.subject)
+        if view.presence is not Presence.OFFLINE:
+            await self._renew_lease(caller)
         return pb.HeartbeatResponse(state=_AGENT_STATES[view.state])  # type: ignore[arg-type]
 
     async def AcceptOffer(
@@ -510,8 +530,22 @@ class RoutingServicer(pb_grpc.RoutingServiceServicer):
             sent = {event.offer_id for event in pending}
             for open_offer in pending:
                 yield pb.AgentStreamResponse(offer=offer_message(open_offer))
-            while (issued := await offers.get()) is not None:
+            # An open stream is a live desktop: it keeps the lease, renewed well within it.
+            renew_every_s = self._leases.ttl_s / 3 if self._leases is not None else None
+            await self._renew_lease(caller)
+            while True:
+                try:
+                    async with asyncio.timeout(renew_every_s):
+                        issued = await offers.get()
+                except TimeoutError:
+                    await self._renew_lease(caller)
+                    continue
+                if issued is None:
+                    return
+                # The same offer may come from this instance's decision and from the store
+                # feed (another instance decided it): send it once.
                 if issued.offer_id not in sent:
+                    sent.add(issued.offer_id)
                     yield pb.AgentStreamResponse(offer=offer_message(issued))
 
 
