@@ -351,3 +351,16 @@ async def test_list_streams_by_prefix(store: EventStore, tenant_id, happened):
     assert await store.list_streams(f"{category}/") == [f"{prefix}a", f"{prefix}b", f"{prefix}c"]
     assert await store.list_streams(f"{prefix}b") == [f"{prefix}b"]
     assert await store.list_streams(f"nothing{uuid.uuid4().hex}/") == []
+
+
+async def test_head_is_where_a_reader_of_what_comes_next_starts(
+    store: EventStore, tenant_id, happened
+):
+    await store.append(new_stream(tenant_id), [happened(tenant_id, 1)], expected_version=NO_STREAM)
+    head = await store.head()
+    assert head != GlobalPosition.START
+    assert await store.read_all(head) == []
+    later = happened(tenant_id, 2)
+    await store.append(new_stream(tenant_id), [later], expected_version=NO_STREAM)
+    assert [r.event_id for r in await store.read_all(head)] == [later.event_id]
+    assert await store.head() > head

@@ -157,6 +157,9 @@ class InMemoryEventStore:
         start = bisect.bisect_right(self._all, after, key=lambda s: s.event.global_position)
         return [s.copy() for s in self._all[start : start + limit]]
 
+    async def head(self) -> GlobalPosition:
+        return self._all[-1].event.global_position if self._all else GlobalPosition.START
+
     async def save_snapshot(
         self, stream_id: str, version: int, state: Mapping[str, Any], schema_version: int
     ) -> None:

@@ -146,6 +146,11 @@ class PostgresEventStore:
             "and transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
             "order by transaction_id, position limit $3"
         )
+        self._sql_head = (
+            f"select transaction_id, position from {s}.events "
+            "where transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "order by transaction_id desc, position desc limit 1"
+        )
         self._sql_save_snapshot = (
             f"insert into {s}.snapshots as old (stream_id, version, schema_version, state) "
             "values ($1, $2, $3, $4::text::jsonb) on conflict (stream_id) do update "
@@ -329,6 +334,11 @@ class PostgresEventStore:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(self._sql_read_all, after.transaction_id, after.position, limit)
         return [_recorded(r) for r in rows]
+
+    async def head(self) -> GlobalPosition:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(self._sql_head)
+        return GlobalPosition.START if row is None else GlobalPosition(row["transaction_id"], row["position"])
 
     async def save_snapshot(
         self, stream_id: str, version: int, state: Mapping[str, Any], schema_version: int

@@ -80,6 +80,11 @@ class EventStore(Protocol):
         """
         ...
 
+    async def head(self) -> GlobalPosition:
+        """The position of the newest event a tailing reader can see (START when none): a
+        reader that only wants what happens from now on starts `read_all` there."""
+        ...
+
     async def save_snapshot(
         self, stream_id: str, version: int, state: Mapping[str, Any], schema_version: int
     ) -> None:

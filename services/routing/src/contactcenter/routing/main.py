@@ -15,7 +15,7 @@ from contactcenter.grpckit import ServiceRegistration
 from contactcenter.routing.adapters.grpc import RoutingServicer, registration
 from contactcenter.routing.adapters.inbound import INTERACTIONS_TOPIC, InteractionEvents
 from contactcenter.routing.adapters.leases import LeaseSweeper, PresenceLeases
-from contactcenter.routing.application import OfferFanout, RoutingApplication
+from contactcenter.routing.application import OfferFanout, RoutingApplication, StoreOfferFeed
 from contactcenter.routing.application.timers import TimerLoop
 from contactcenter.routing.config import RoutingSettings
 from contactcenter.routing.domain import EVENT_TYPES
@@ -78,6 +78,8 @@ class RoutingApp(ServiceApp):
         loops: list[tuple[str, Loop]] = [
             ("routing-timers", TimerLoop(self._build(ctx), max_sleep_s=s.timer_max_sleep_s).run)
         ]
+        feed = StoreOfferFeed(ctx.store, self._build(ctx).fanout)
+        loops.append(("routing-offer-feed", feed.run))
         leases = self._leases(ctx)
         if leases is not None:
             sweeper = LeaseSweeper(self._build(ctx), leases, interval_s=s.lease_sweep_interval_s)

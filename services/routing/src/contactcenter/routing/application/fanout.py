@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
+from contactcenter.contracts.events import registry
+from contactcenter.eventstore import EventStore, RecordedEvent
 from contactcenter.routing.domain.events import OfferIssued, RoutingEvent
 
 _QueueKey = tuple[str, str]
@@ -61,3 +63,42 @@ class OfferFanout:
                 if queue.full():
                     queue.get_nowait()
                 queue.put_nowait(None)
+
+
+class StoreOfferFeed:
+    """Feeds the fan-out with the offers other instances decide.
+
+    An agent's AgentStream may be open on any replica, but only the instance that owns the
+    tenant decides (and pushes its own offers at once). This loop tails the event store from
+    its head, woken by the store's notifications, and hands every OfferIssued for an agent
+    with a stream open here to the fan-out; the streams skip offers they already sent.
+    """
+
+    def __init__(
+        self, store: EventStore, fanout: OfferFanout, *, poll_s: float = 1.0, batch: int = 500
+    ) -> None:
+        self._store = store
+        self._fanout = fanout
+        self._poll_s = poll_s
+        self._batch = batch
+
+    async def run(self, stop: asyncio.Event) -> None:
+        after = await self._store.head()
+        async with self._store.listener() as wakeup:
+            while not stop.is_set():
+                records = await self._store.read_all(after, self._batch)
+                for record in records:
+                    self._deliver(record)
+                if records:
+                    after = records[-1].global_position
+                if len(records) < self._batch:
+                    await wakeup.wait(self._poll_s)
+
+    def _deliver(self, record: RecordedEvent) -> None:
+        if record.event_type != OfferIssued.event_type:
+            return
+        if not self._fanout.subscriber_count(record.tenant_id, str(record.data.get("agent_id"))):
+            return
+        event = record.decode(registry)
+        if isinstance(event, OfferIssued):
+            self._fanout.publish(record.tenant_id, [event])
