@@ -20,13 +20,16 @@ S = 1000
 
 def fold(*facts: f.Fact) -> ReportingState:
     state = ReportingState()
-    state.apply(f.QueueConfigured(T, T0 - 60 * S, "q1", "Sales", sl_threshold_s=20,
-                                  sl_target_percent=80))
+    state.apply(
+        f.QueueConfigured(T, T0 - 60 * S, "q1", "Sales", sl_threshold_s=20, sl_target_percent=80)
+    )
     state.apply_all(list(facts))
     return state
 
 
-def bucket(state: ReportingState, queue: str = "q1", at: int = T0, channel: str = "voice") -> Counters:
+def bucket(
+    state: ReportingState, queue: str = "q1", at: int = T0, channel: str = "voice"
+) -> Counters:
     t = state.tenants[T]
     return t.buckets[(queue, channel, 15, bucket_start(at, 15, t.tz))]
 
@@ -37,12 +40,18 @@ def queued(i: str, at: int, queue: str = "q1", channel: str = "voice") -> f.Cont
 
 def test_abandons_at_the_threshold_boundary() -> None:
     state = fold(
-        queued("a", T0), f.ContactAbandoned(T, T0 + 20 * S, "a", queue_wait_ms=20_000),
-        queued("b", T0), f.ContactAbandoned(T, T0 + 20 * S + 1, "b", queue_wait_ms=20_001),
-        queued("c", T0), f.ContactAbandoned(T, T0 + 5 * S, "c", queue_wait_ms=5_000),
-        queued("d", T0), f.ContactAbandoned(T, T0 + 4999, "d", queue_wait_ms=4_999),
-        queued("e", T0), f.ContactAnswered(T, T0 + 20 * S, "e", "ag", queue_wait_ms=20_000),
-        queued("g", T0), f.ContactAnswered(T, T0 + 21 * S, "g", "ag", queue_wait_ms=21_000),
+        queued("a", T0),
+        f.ContactAbandoned(T, T0 + 20 * S, "a", queue_wait_ms=20_000),
+        queued("b", T0),
+        f.ContactAbandoned(T, T0 + 20 * S + 1, "b", queue_wait_ms=20_001),
+        queued("c", T0),
+        f.ContactAbandoned(T, T0 + 5 * S, "c", queue_wait_ms=5_000),
+        queued("d", T0),
+        f.ContactAbandoned(T, T0 + 4999, "d", queue_wait_ms=4_999),
+        queued("e", T0),
+        f.ContactAnswered(T, T0 + 20 * S, "e", "ag", queue_wait_ms=20_000),
+        queued("g", T0),
+        f.ContactAnswered(T, T0 + 21 * S, "g", "ag", queue_wait_ms=21_000),
     )
     c = bucket(state)
     assert (c.offered, c.answered, c.abandoned) == (6, 2, 4)
@@ -69,8 +78,9 @@ def test_counts_in_the_interval_of_entry_and_handle_time_where_wrap_up_ends() ->
     state = fold(
         queued("a", entered),
         f.ContactAnswered(T, entered + 120 * S, "a", "ag", queue_wait_ms=120_000),
-        f.ConversationEnded(T, entered + 600 * S, "a", "ag", agent_talk_ms=400_000,
-                            agent_hold_ms=80_000),
+        f.ConversationEnded(
+            T, entered + 600 * S, "a", "ag", agent_talk_ms=400_000, agent_hold_ms=80_000
+        ),
         f.WrapUpFinished(T, T0 + 31 * 60 * S, "a", "ag", wrap_up_ms=60_000),
         f.ContactCompleted(T, T0 + 31 * 60 * S, "a", wrap_up_ms=60_000),
     )
@@ -98,17 +108,28 @@ def test_transfers_flow_out_and_count_each_leg() -> None:
     )
     q1, q2 = bucket(state, "q1"), bucket(state, "q2")
     assert (q1.offered, q1.answered, q1.flow_outs, q1.handled, q1.handle_time_ms_total) == (
-        1, 1, 1, 1, 60_000)
+        1,
+        1,
+        1,
+        1,
+        60_000,
+    )
     assert (q2.offered, q2.answered, q2.flow_outs, q2.handled, q2.handle_time_ms_total) == (
-        1, 1, 0, 2, 150_000)
+        1,
+        1,
+        0,
+        2,
+        150_000,
+    )
     t = state.tenants[T]
     assert [t.agents[a].handled for a in ("ag1", "ag2", "ag3")] == [1, 1, 1]
     assert t.agents["ag3"].handle_ms == 90_000
 
 
 def test_overflow_while_waiting_is_a_flow_out_not_an_abandon() -> None:
-    state = fold(queued("a", T0), queued("a", T0 + 30 * S, queue="q2"),
-                 queued("a", T0 + 31 * S, queue="q2"))  # a requeue where it waits: no new offer
+    state = fold(
+        queued("a", T0), queued("a", T0 + 30 * S, queue="q2"), queued("a", T0 + 31 * S, queue="q2")
+    )  # a requeue where it waits: no new offer
     q1, q2 = bucket(state, "q1"), bucket(state, "q2")
     assert (q1.offered, q1.flow_outs, q1.abandoned) == (1, 1, 0)
     assert q2.offered == 1
@@ -142,7 +163,8 @@ def test_multi_chat_agent_occupancy_and_utilization() -> None:
 def test_rolling_windows_and_routing_threshold_wins() -> None:
     state = fold(
         f.QueueReportingConfigured(T, T0, "q1", ServiceLevelVariant.ANSWERED_ONLY, 3, 60, 90),
-        queued("a", T0), f.ContactAnswered(T, T0 + 30 * S, "a", "ag", queue_wait_ms=30_000),
+        queued("a", T0),
+        f.ContactAnswered(T, T0 + 30 * S, "a", "ag", queue_wait_ms=30_000),
         queued("b", T0 + 40 * 60 * S),
         f.ContactAnswered(T, T0 + 40 * 60 * S + 10 * S, "b", "ag", queue_wait_ms=10_000),
     )

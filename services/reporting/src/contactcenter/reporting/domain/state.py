@@ -348,7 +348,7 @@ class TenantState:
 
     # --- the fold ---------------------------------------------------------------------------
 
-    def apply(self, fact: f.Fact) -> None:  # noqa: C901 (one dispatch, kept together)
+    def apply(self, fact: f.Fact) -> None:
         at = fact.at
         self._tick(at)
         if isinstance(fact, f.ContactQueued):

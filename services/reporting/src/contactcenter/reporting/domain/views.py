@@ -81,7 +81,9 @@ class AgentView:
     queues: tuple[str, ...] = field(default_factory=tuple)
 
 
-def window_counters(t: TenantState, queue_id: str, channel: str, window: Window, now: int) -> Counters:
+def window_counters(
+    t: TenantState, queue_id: str, channel: str, window: Window, now: int
+) -> Counters:
     total = Counters()
     if window is Window.TODAY:
         start, step, minutes = day_start(now, t.tz), 15 * MINUTE_MS, 15
