@@ -80,7 +80,10 @@ async def freshness(address: str, bootstrap: str, rate: int, seconds: float) -> 
         done = asyncio.Event()
 
         async def receive() -> None:
-            async for update in stream:
+            while True:
+                update = await stream.read()
+                if update is grpc.aio.EOF:
+                    return
                 at = time.perf_counter()
                 t0 = sent.pop(update.last_event_id, None)
                 if t0 is not None:

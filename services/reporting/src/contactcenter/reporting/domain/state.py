@@ -217,6 +217,8 @@ class TenantState:
         self.changed_agents: set[str] = set()
         self.changed_channels: set[str] = set()
         self._minute_floor = 0
+        #: The minute buckets held (pruning looks at these only).
+        self._minute_keys: set[BucketKey] = set()
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -252,6 +254,8 @@ class TenantState:
         c = self.buckets.get(key)
         if c is None:
             c = self.buckets[key] = Counters()
+            if key[2] == 1:
+                self._minute_keys.add(key)
         c.sl_threshold_s = settings.threshold_s
         c.short_abandon_threshold_s = settings.short_abandon_s
         self.dirty_buckets.add(key)
@@ -264,7 +268,8 @@ class TenantState:
             floor = at - at % MINUTE_MS - (MINUTE_BUCKETS_KEPT - 1) * MINUTE_MS
             if floor > self._minute_floor:
                 self._minute_floor = floor
-                for key in [k for k in self.buckets if k[2] == 1 and k[3] < floor]:
+                for key in [k for k in self._minute_keys if k[3] < floor]:
+                    self._minute_keys.discard(key)
                     del self.buckets[key]
                     self.dirty_buckets.add(key)
 
@@ -524,6 +529,8 @@ class TenantState:
 
     def load_bucket(self, key: BucketKey, counters: Counters) -> None:
         self.buckets[key] = counters
+        if key[2] == 1:
+            self._minute_keys.add(key)
         self.series.add((key[0], key[1]))
 
     def drain(self) -> tuple[set[EntityKey], set[BucketKey]]:
