@@ -94,23 +94,28 @@ async def test_configuration_and_interval_history(
         return q
 
     await eventually(configured)
-    history = await service.stub.IntervalHistory(
-        pb.IntervalHistoryRequest(
-            range=common_pb2.TimeRange(
-                start_time=_ts(base - timedelta(hours=1)), end_time=_ts(base + timedelta(hours=1))
+
+    async def history() -> Any:
+        # IntervalHistory reads PostgreSQL, written just after the memory view
+        found = await service.stub.IntervalHistory(
+            pb.IntervalHistoryRequest(
+                range=common_pb2.TimeRange(
+                    start_time=_ts(base - timedelta(hours=1)),
+                    end_time=_ts(base + timedelta(hours=1)),
+                ),
+                interval_minutes=30,
             ),
-            interval_minutes=30,
-        ),
-        metadata=md,
-    )
-    assert len(history.records) in (4, 5)  # dense: every 30-minute bucket of the range
-    (filled,) = [r for r in history.records if r.offered]
-    assert (filled.answered, filled.answered_within_threshold, filled.answer_wait_ms_total) == (
-        1,
-        1,
-        12_000,
-    )
-    assert filled.service_level_threshold_s == 30 and filled.short_abandon_threshold_s == 3
+            metadata=md,
+        )
+        assert len(found.records) in (4, 5)  # dense: every 30-minute bucket of the range
+        filled_records = [r for r in found.records if r.offered]
+        assert len(filled_records) == 1
+        filled = filled_records[0]
+        assert (filled.answered, filled.answered_within_threshold) == (1, 1)
+        assert filled.answer_wait_ms_total == 12_000
+        assert filled.service_level_threshold_s == 30 and filled.short_abandon_threshold_s == 3
+
+    await eventually(history)
     with pytest.raises(grpc.aio.AioRpcError) as bad_minutes:
         await service.stub.IntervalHistory(
             pb.IntervalHistoryRequest(interval_minutes=20), metadata=md

@@ -31,9 +31,23 @@ def is_valid_zone(name: str) -> bool:
     return True
 
 
+_QUARTER_MS = 15 * MINUTE_MS
+#: (zone, quarter hour) -> UTC offset: zones change offset on quarter hours only, so the
+#: offset of a whole quarter hour is the offset of any instant in it.
+_OFFSETS: dict[tuple[str, int], int] = {}
+
+
 def _offset_ms(at_ms: int, tz: ZoneInfo) -> int:
+    key = (tz.key, at_ms // _QUARTER_MS)
+    cached = _OFFSETS.get(key)
+    if cached is not None:
+        return cached
     offset = datetime.fromtimestamp(at_ms / 1000, tz).utcoffset()
-    return 0 if offset is None else int(offset.total_seconds() * 1000)
+    value = 0 if offset is None else int(offset.total_seconds() * 1000)
+    if len(_OFFSETS) > 200_000:
+        _OFFSETS.clear()
+    _OFFSETS[key] = value
+    return value
 
 
 def bucket_start(at_ms: int, minutes: int, tz: ZoneInfo) -> int:
