@@ -16,6 +16,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -26,6 +27,86 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ServiceLevelVariant:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ServiceLevelVariantEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ServiceLevelVariant.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SERVICE_LEVEL_VARIANT_UNSPECIFIED: _ServiceLevelVariant.ValueType  # 0
+    SERVICE_LEVEL_VARIANT_ABANDONS_AGAINST: _ServiceLevelVariant.ValueType  # 1
+    """answered within threshold / (answered + abandoned)."""
+    SERVICE_LEVEL_VARIANT_SHORT_ABANDONS_IGNORED: _ServiceLevelVariant.ValueType  # 2
+    """answered within threshold / (answered + abandoned - short abandons)."""
+    SERVICE_LEVEL_VARIANT_ABANDONS_IN_FAVOUR: _ServiceLevelVariant.ValueType  # 3
+    """(answered within threshold + abandoned within threshold) / (answered + abandoned)."""
+    SERVICE_LEVEL_VARIANT_ANSWERED_ONLY: _ServiceLevelVariant.ValueType  # 4
+    """answered within threshold / answered."""
+
+class ServiceLevelVariant(_ServiceLevelVariant, metaclass=_ServiceLevelVariantEnumTypeWrapper):
+    """How service level is computed from the interval counters (see the service's README)."""
+
+SERVICE_LEVEL_VARIANT_UNSPECIFIED: ServiceLevelVariant.ValueType  # 0
+SERVICE_LEVEL_VARIANT_ABANDONS_AGAINST: ServiceLevelVariant.ValueType  # 1
+"""answered within threshold / (answered + abandoned)."""
+SERVICE_LEVEL_VARIANT_SHORT_ABANDONS_IGNORED: ServiceLevelVariant.ValueType  # 2
+"""answered within threshold / (answered + abandoned - short abandons)."""
+SERVICE_LEVEL_VARIANT_ABANDONS_IN_FAVOUR: ServiceLevelVariant.ValueType  # 3
+"""(answered within threshold + abandoned within threshold) / (answered + abandoned)."""
+SERVICE_LEVEL_VARIANT_ANSWERED_ONLY: ServiceLevelVariant.ValueType  # 4
+"""answered within threshold / answered."""
+Global___ServiceLevelVariant: _TypeAlias = ServiceLevelVariant  # noqa: Y015
+
+class _Window:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WindowEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Window.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WINDOW_UNSPECIFIED: _Window.ValueType  # 0
+    WINDOW_TODAY: _Window.ValueType  # 1
+    """Since midnight in the tenant's time zone."""
+    WINDOW_ROLLING_15M: _Window.ValueType  # 2
+    WINDOW_ROLLING_30M: _Window.ValueType  # 3
+    WINDOW_ROLLING_60M: _Window.ValueType  # 4
+
+class Window(_Window, metaclass=_WindowEnumTypeWrapper): ...
+
+WINDOW_UNSPECIFIED: Window.ValueType  # 0
+WINDOW_TODAY: Window.ValueType  # 1
+"""Since midnight in the tenant's time zone."""
+WINDOW_ROLLING_15M: Window.ValueType  # 2
+WINDOW_ROLLING_30M: Window.ValueType  # 3
+WINDOW_ROLLING_60M: Window.ValueType  # 4
+Global___Window: _TypeAlias = Window  # noqa: Y015
+
+class _AgentActivity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AgentActivityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AgentActivity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AGENT_ACTIVITY_UNSPECIFIED: _AgentActivity.ValueType  # 0
+    AGENT_ACTIVITY_AVAILABLE: _AgentActivity.ValueType  # 1
+    AGENT_ACTIVITY_ON_CONTACT: _AgentActivity.ValueType  # 2
+    """Offered or working at least one contact."""
+    AGENT_ACTIVITY_WRAP_UP: _AgentActivity.ValueType  # 3
+    AGENT_ACTIVITY_AWAY: _AgentActivity.ValueType  # 4
+    AGENT_ACTIVITY_NOT_RESPONDING: _AgentActivity.ValueType  # 5
+    AGENT_ACTIVITY_OFFLINE: _AgentActivity.ValueType  # 6
+
+class AgentActivity(_AgentActivity, metaclass=_AgentActivityEnumTypeWrapper): ...
+
+AGENT_ACTIVITY_UNSPECIFIED: AgentActivity.ValueType  # 0
+AGENT_ACTIVITY_AVAILABLE: AgentActivity.ValueType  # 1
+AGENT_ACTIVITY_ON_CONTACT: AgentActivity.ValueType  # 2
+"""Offered or working at least one contact."""
+AGENT_ACTIVITY_WRAP_UP: AgentActivity.ValueType  # 3
+AGENT_ACTIVITY_AWAY: AgentActivity.ValueType  # 4
+AGENT_ACTIVITY_NOT_RESPONDING: AgentActivity.ValueType  # 5
+AGENT_ACTIVITY_OFFLINE: AgentActivity.ValueType  # 6
+Global___AgentActivity: _TypeAlias = AgentActivity  # noqa: Y015
 
 @_typing.final
 class IntervalHistoryRequest(_message.Message):
@@ -168,3 +249,550 @@ class IntervalRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IntervalRecord: _TypeAlias = IntervalRecord  # noqa: Y015
+
+@_typing.final
+class ContactTotals(_message.Message):
+    """The contact figures of one window. Rates are percentages; has_* is false when the
+    denominator is zero.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_FIELD_NUMBER: _builtins.int
+    OFFERED_FIELD_NUMBER: _builtins.int
+    ANSWERED_FIELD_NUMBER: _builtins.int
+    ABANDONED_FIELD_NUMBER: _builtins.int
+    SHORT_ABANDONS_FIELD_NUMBER: _builtins.int
+    FLOW_OUTS_FIELD_NUMBER: _builtins.int
+    ANSWERED_WITHIN_THRESHOLD_FIELD_NUMBER: _builtins.int
+    ABANDONED_WITHIN_THRESHOLD_FIELD_NUMBER: _builtins.int
+    HANDLED_FIELD_NUMBER: _builtins.int
+    ABANDON_RATE_PERCENT_FIELD_NUMBER: _builtins.int
+    HAS_SERVICE_LEVEL_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_PERCENT_FIELD_NUMBER: _builtins.int
+    ASA_MS_FIELD_NUMBER: _builtins.int
+    AHT_MS_FIELD_NUMBER: _builtins.int
+    window: Global___Window.ValueType
+    offered: _builtins.int
+    answered: _builtins.int
+    abandoned: _builtins.int
+    short_abandons: _builtins.int
+    flow_outs: _builtins.int
+    answered_within_threshold: _builtins.int
+    abandoned_within_threshold: _builtins.int
+    handled: _builtins.int
+    abandon_rate_percent: _builtins.float
+    has_service_level: _builtins.bool
+    service_level_percent: _builtins.float
+    asa_ms: _builtins.int
+    aht_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        window: Global___Window.ValueType = ...,
+        offered: _builtins.int = ...,
+        answered: _builtins.int = ...,
+        abandoned: _builtins.int = ...,
+        short_abandons: _builtins.int = ...,
+        flow_outs: _builtins.int = ...,
+        answered_within_threshold: _builtins.int = ...,
+        abandoned_within_threshold: _builtins.int = ...,
+        handled: _builtins.int = ...,
+        abandon_rate_percent: _builtins.float = ...,
+        has_service_level: _builtins.bool = ...,
+        service_level_percent: _builtins.float = ...,
+        asa_ms: _builtins.int = ...,
+        aht_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandon_rate_percent", b"abandon_rate_percent", "abandoned", b"abandoned", "abandoned_within_threshold", b"abandoned_within_threshold", "aht_ms", b"aht_ms", "answered", b"answered", "answered_within_threshold", b"answered_within_threshold", "asa_ms", b"asa_ms", "flow_outs", b"flow_outs", "handled", b"handled", "has_service_level", b"has_service_level", "offered", b"offered", "service_level_percent", b"service_level_percent", "short_abandons", b"short_abandons", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContactTotals: _TypeAlias = ContactTotals  # noqa: Y015
+
+@_typing.final
+class AgentStateCounts(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    ON_CONTACT_FIELD_NUMBER: _builtins.int
+    WRAP_UP_FIELD_NUMBER: _builtins.int
+    AWAY_FIELD_NUMBER: _builtins.int
+    NOT_RESPONDING_FIELD_NUMBER: _builtins.int
+    OFFLINE_FIELD_NUMBER: _builtins.int
+    available: _builtins.int
+    on_contact: _builtins.int
+    wrap_up: _builtins.int
+    away: _builtins.int
+    not_responding: _builtins.int
+    offline: _builtins.int
+    def __init__(
+        self,
+        *,
+        available: _builtins.int = ...,
+        on_contact: _builtins.int = ...,
+        wrap_up: _builtins.int = ...,
+        away: _builtins.int = ...,
+        not_responding: _builtins.int = ...,
+        offline: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "away", b"away", "not_responding", b"not_responding", "offline", b"offline", "on_contact", b"on_contact", "wrap_up", b"wrap_up"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentStateCounts: _TypeAlias = AgentStateCounts  # noqa: Y015
+
+@_typing.final
+class QueueSnapshot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    OLDEST_WAITING_SINCE_FIELD_NUMBER: _builtins.int
+    LONGEST_WAIT_MS_FIELD_NUMBER: _builtins.int
+    AGENTS_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_VARIANT_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_THRESHOLD_S_FIELD_NUMBER: _builtins.int
+    SHORT_ABANDON_THRESHOLD_S_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_TARGET_PERCENT_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
+    queue_id: _builtins.str
+    name: _builtins.str
+    waiting: _builtins.int
+    longest_wait_ms: _builtins.int
+    service_level_variant: Global___ServiceLevelVariant.ValueType
+    service_level_threshold_s: _builtins.int
+    short_abandon_threshold_s: _builtins.int
+    service_level_target_percent: _builtins.int
+    @_builtins.property
+    def oldest_waiting_since(self) -> _timestamp_pb2.Timestamp:
+        """Unset when nobody waits."""
+
+    @_builtins.property
+    def agents(self) -> Global___AgentStateCounts: ...
+    @_builtins.property
+    def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContactTotals]: ...
+    def __init__(
+        self,
+        *,
+        queue_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        waiting: _builtins.int = ...,
+        oldest_waiting_since: _timestamp_pb2.Timestamp | None = ...,
+        longest_wait_ms: _builtins.int = ...,
+        agents: Global___AgentStateCounts | None = ...,
+        service_level_variant: Global___ServiceLevelVariant.ValueType = ...,
+        service_level_threshold_s: _builtins.int = ...,
+        short_abandon_threshold_s: _builtins.int = ...,
+        service_level_target_percent: _builtins.int = ...,
+        totals: _abc.Iterable[Global___ContactTotals] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "oldest_waiting_since", b"oldest_waiting_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "longest_wait_ms", b"longest_wait_ms", "name", b"name", "oldest_waiting_since", b"oldest_waiting_since", "queue_id", b"queue_id", "service_level_target_percent", b"service_level_target_percent", "service_level_threshold_s", b"service_level_threshold_s", "service_level_variant", b"service_level_variant", "short_abandon_threshold_s", b"short_abandon_threshold_s", "totals", b"totals", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueSnapshot: _TypeAlias = QueueSnapshot  # noqa: Y015
+
+@_typing.final
+class AgentSnapshot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    STATE_SINCE_FIELD_NUMBER: _builtins.int
+    TIME_IN_STATE_MS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    LOAD_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    CONTACTS_HANDLED_FIELD_NUMBER: _builtins.int
+    AHT_MS_FIELD_NUMBER: _builtins.int
+    OCCUPANCY_PERCENT_FIELD_NUMBER: _builtins.int
+    UTILIZATION_PERCENT_FIELD_NUMBER: _builtins.int
+    QUEUE_IDS_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    name: _builtins.str
+    activity: Global___AgentActivity.ValueType
+    time_in_state_ms: _builtins.int
+    reason_code: _builtins.str
+    load: _builtins.int
+    capacity: _builtins.int
+    contacts_handled: _builtins.int
+    """Today: legs finished (wrap-up ended, or transferred away) and their average handle time."""
+    aht_ms: _builtins.int
+    occupancy_percent: _builtins.float
+    """handling / (handling + available) time, today."""
+    utilization_percent: _builtins.float
+    """capacity in use / capacity, time-weighted over the logged-in time today (multi-chat)."""
+    @_builtins.property
+    def state_since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def queue_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        agent_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        activity: Global___AgentActivity.ValueType = ...,
+        state_since: _timestamp_pb2.Timestamp | None = ...,
+        time_in_state_ms: _builtins.int = ...,
+        reason_code: _builtins.str = ...,
+        load: _builtins.int = ...,
+        capacity: _builtins.int = ...,
+        contacts_handled: _builtins.int = ...,
+        aht_ms: _builtins.int = ...,
+        occupancy_percent: _builtins.float = ...,
+        utilization_percent: _builtins.float = ...,
+        queue_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["state_since", b"state_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "agent_id", b"agent_id", "aht_ms", b"aht_ms", "capacity", b"capacity", "contacts_handled", b"contacts_handled", "load", b"load", "name", b"name", "occupancy_percent", b"occupancy_percent", "queue_ids", b"queue_ids", "reason_code", b"reason_code", "state_since", b"state_since", "time_in_state_ms", b"time_in_state_ms", "utilization_percent", b"utilization_percent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentSnapshot: _TypeAlias = AgentSnapshot  # noqa: Y015
+
+@_typing.final
+class ChannelSnapshot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    LONGEST_WAIT_MS_FIELD_NUMBER: _builtins.int
+    AGENTS_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
+    channel: _common_pb2.Channel.ValueType
+    waiting: _builtins.int
+    longest_wait_ms: _builtins.int
+    @_builtins.property
+    def agents(self) -> Global___AgentStateCounts: ...
+    @_builtins.property
+    def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContactTotals]: ...
+    def __init__(
+        self,
+        *,
+        channel: _common_pb2.Channel.ValueType = ...,
+        waiting: _builtins.int = ...,
+        longest_wait_ms: _builtins.int = ...,
+        agents: Global___AgentStateCounts | None = ...,
+        totals: _abc.Iterable[Global___ContactTotals] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "channel", b"channel", "longest_wait_ms", b"longest_wait_ms", "totals", b"totals", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChannelSnapshot: _TypeAlias = ChannelSnapshot  # noqa: Y015
+
+@_typing.final
+class QueueStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def queue_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty means every queue of the tenant."""
+
+    def __init__(
+        self,
+        *,
+        queue_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queue_ids", b"queue_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueStatsRequest: _TypeAlias = QueueStatsRequest  # noqa: Y015
+
+@_typing.final
+class QueueStatsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUES_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def queues(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueueSnapshot]: ...
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        queues: _abc.Iterable[Global___QueueSnapshot] | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "queues", b"queues"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueStatsResponse: _TypeAlias = QueueStatsResponse  # noqa: Y015
+
+@_typing.final
+class AgentStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_IDS_FIELD_NUMBER: _builtins.int
+    QUEUE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def agent_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty means every agent (of the given queues, if any)."""
+
+    @_builtins.property
+    def queue_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        agent_ids: _abc.Iterable[_builtins.str] | None = ...,
+        queue_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_ids", b"agent_ids", "queue_ids", b"queue_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentStatsRequest: _TypeAlias = AgentStatsRequest  # noqa: Y015
+
+@_typing.final
+class AgentStatsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENTS_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentSnapshot]: ...
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        agents: _abc.Iterable[Global___AgentSnapshot] | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "as_of", b"as_of"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentStatsResponse: _TypeAlias = AgentStatsResponse  # noqa: Y015
+
+@_typing.final
+class ChannelStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.Channel.ValueType]:
+        """Empty means every channel with activity."""
+
+    def __init__(
+        self,
+        *,
+        channels: _abc.Iterable[_common_pb2.Channel.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChannelStatsRequest: _TypeAlias = ChannelStatsRequest  # noqa: Y015
+
+@_typing.final
+class ChannelStatsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChannelSnapshot]: ...
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        channels: _abc.Iterable[Global___ChannelSnapshot] | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "channels", b"channels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChannelStatsResponse: _TypeAlias = ChannelStatsResponse  # noqa: Y015
+
+@_typing.final
+class WatchWallboardRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_IDS_FIELD_NUMBER: _builtins.int
+    INCLUDE_AGENTS_FIELD_NUMBER: _builtins.int
+    include_agents: _builtins.bool
+    @_builtins.property
+    def queue_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty means every queue."""
+
+    def __init__(
+        self,
+        *,
+        queue_ids: _abc.Iterable[_builtins.str] | None = ...,
+        include_agents: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_agents", b"include_agents", "queue_ids", b"queue_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchWallboardRequest: _TypeAlias = WatchWallboardRequest  # noqa: Y015
+
+@_typing.final
+class WatchWallboardResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    QUEUES_FIELD_NUMBER: _builtins.int
+    AGENTS_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_ID_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_TIME_FIELD_NUMBER: _builtins.int
+    snapshot: _builtins.bool
+    """True for the first message: every tile; later messages carry the tiles that changed."""
+    last_event_id: _builtins.str
+    """The latest event applied (for freshness measurements)."""
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def queues(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueueSnapshot]: ...
+    @_builtins.property
+    def agents(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentSnapshot]: ...
+    @_builtins.property
+    def last_event_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        snapshot: _builtins.bool = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        queues: _abc.Iterable[Global___QueueSnapshot] | None = ...,
+        agents: _abc.Iterable[Global___AgentSnapshot] | None = ...,
+        last_event_id: _builtins.str = ...,
+        last_event_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "last_event_time", b"last_event_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "as_of", b"as_of", "last_event_id", b"last_event_id", "last_event_time", b"last_event_time", "queues", b"queues", "snapshot", b"snapshot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchWallboardResponse: _TypeAlias = WatchWallboardResponse  # noqa: Y015
+
+@_typing.final
+class ConfigureTenantReportingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    time_zone: _builtins.str
+    """IANA name, e.g. Europe/Paris."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureTenantReportingRequest: _TypeAlias = ConfigureTenantReportingRequest  # noqa: Y015
+
+@_typing.final
+class ConfigureTenantReportingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureTenantReportingResponse: _TypeAlias = ConfigureTenantReportingResponse  # noqa: Y015
+
+@_typing.final
+class ConfigureQueueReportingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUEUE_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_VARIANT_FIELD_NUMBER: _builtins.int
+    SHORT_ABANDON_THRESHOLD_S_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_THRESHOLD_S_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_TARGET_PERCENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    queue_id: _builtins.str
+    service_level_variant: Global___ServiceLevelVariant.ValueType
+    short_abandon_threshold_s: _builtins.int
+    """0 keeps the default (5 s)."""
+    service_level_threshold_s: _builtins.int
+    """Used until routing configures the queue; 0 keeps the default (20 s, 80 %)."""
+    service_level_target_percent: _builtins.int
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        queue_id: _builtins.str = ...,
+        service_level_variant: Global___ServiceLevelVariant.ValueType = ...,
+        short_abandon_threshold_s: _builtins.int = ...,
+        service_level_threshold_s: _builtins.int = ...,
+        service_level_target_percent: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queue_id", b"queue_id", "request_id", b"request_id", "service_level_target_percent", b"service_level_target_percent", "service_level_threshold_s", b"service_level_threshold_s", "service_level_variant", b"service_level_variant", "short_abandon_threshold_s", b"short_abandon_threshold_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureQueueReportingRequest: _TypeAlias = ConfigureQueueReportingRequest  # noqa: Y015
+
+@_typing.final
+class ConfigureQueueReportingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureQueueReportingResponse: _TypeAlias = ConfigureQueueReportingResponse  # noqa: Y015

@@ -39,6 +39,36 @@ class ReportingServiceStub:
                 request_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.IntervalHistoryRequest.SerializeToString,
                 response_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.IntervalHistoryResponse.FromString,
                 _registered_method=True)
+        self.QueueStats = channel.unary_unary(
+                '/contactcenter.reporting.v1.ReportingService/QueueStats',
+                request_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.QueueStatsRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.QueueStatsResponse.FromString,
+                _registered_method=True)
+        self.AgentStats = channel.unary_unary(
+                '/contactcenter.reporting.v1.ReportingService/AgentStats',
+                request_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.AgentStatsRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.AgentStatsResponse.FromString,
+                _registered_method=True)
+        self.ChannelStats = channel.unary_unary(
+                '/contactcenter.reporting.v1.ReportingService/ChannelStats',
+                request_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ChannelStatsRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ChannelStatsResponse.FromString,
+                _registered_method=True)
+        self.WatchWallboard = channel.unary_stream(
+                '/contactcenter.reporting.v1.ReportingService/WatchWallboard',
+                request_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.WatchWallboardRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.WatchWallboardResponse.FromString,
+                _registered_method=True)
+        self.ConfigureTenantReporting = channel.unary_unary(
+                '/contactcenter.reporting.v1.ReportingService/ConfigureTenantReporting',
+                request_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureTenantReportingRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureTenantReportingResponse.FromString,
+                _registered_method=True)
+        self.ConfigureQueueReporting = channel.unary_unary(
+                '/contactcenter.reporting.v1.ReportingService/ConfigureQueueReporting',
+                request_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureQueueReportingRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureQueueReportingResponse.FromString,
+                _registered_method=True)
 
 
 class ReportingServiceServicer:
@@ -52,6 +82,55 @@ class ReportingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueueStats(self, request, context):
+        """Real time, per queue: waiting contacts, longest wait, agents by state, and the contact
+        totals (service level, ASA, AHT, offered / answered / abandoned) for today and the rolling
+        15, 30 and 60 minutes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AgentStats(self, request, context):
+        """Real time, per agent: state and time in state, contacts handled, AHT, occupancy and
+        utilization (today, in the tenant's time zone).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChannelStats(self, request, context):
+        """Real time, per channel: the queue figures summed over every queue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchWallboard(self, request, context):
+        """A full snapshot first, then every change as it is projected (queue tiles and agent rows
+        that changed). A slow subscriber receives the latest value of each tile (older ones are
+        dropped), never slows the projections or other subscribers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfigureTenantReporting(self, request, context):
+        """Reporting's own configuration (event-sourced): the tenant's time zone, which aligns the
+        intervals and "today".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfigureQueueReporting(self, request, context):
+        """Per queue: the service-level variant and the short-abandon threshold; the service-level
+        threshold and target apply only until routing configures the queue (routing's win).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +138,36 @@ def add_ReportingServiceServicer_to_server(servicer, server):
                     servicer.IntervalHistory,
                     request_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.IntervalHistoryRequest.FromString,
                     response_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.IntervalHistoryResponse.SerializeToString,
+            ),
+            'QueueStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueueStats,
+                    request_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.QueueStatsRequest.FromString,
+                    response_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.QueueStatsResponse.SerializeToString,
+            ),
+            'AgentStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.AgentStats,
+                    request_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.AgentStatsRequest.FromString,
+                    response_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.AgentStatsResponse.SerializeToString,
+            ),
+            'ChannelStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChannelStats,
+                    request_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ChannelStatsRequest.FromString,
+                    response_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ChannelStatsResponse.SerializeToString,
+            ),
+            'WatchWallboard': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchWallboard,
+                    request_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.WatchWallboardRequest.FromString,
+                    response_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.WatchWallboardResponse.SerializeToString,
+            ),
+            'ConfigureTenantReporting': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureTenantReporting,
+                    request_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureTenantReportingRequest.FromString,
+                    response_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureTenantReportingResponse.SerializeToString,
+            ),
+            'ConfigureQueueReporting': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureQueueReporting,
+                    request_deserializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureQueueReportingRequest.FromString,
+                    response_serializer=contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureQueueReportingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +197,168 @@ class ReportingService:
             '/contactcenter.reporting.v1.ReportingService/IntervalHistory',
             contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.IntervalHistoryRequest.SerializeToString,
             contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.IntervalHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueueStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.reporting.v1.ReportingService/QueueStats',
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.QueueStatsRequest.SerializeToString,
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.QueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AgentStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.reporting.v1.ReportingService/AgentStats',
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.AgentStatsRequest.SerializeToString,
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.AgentStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChannelStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.reporting.v1.ReportingService/ChannelStats',
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ChannelStatsRequest.SerializeToString,
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ChannelStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchWallboard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/contactcenter.reporting.v1.ReportingService/WatchWallboard',
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.WatchWallboardRequest.SerializeToString,
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.WatchWallboardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfigureTenantReporting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.reporting.v1.ReportingService/ConfigureTenantReporting',
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureTenantReportingRequest.SerializeToString,
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureTenantReportingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfigureQueueReporting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.reporting.v1.ReportingService/ConfigureQueueReporting',
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureQueueReportingRequest.SerializeToString,
+            contactcenter_dot_reporting_dot_v1_dot_reporting__pb2.ConfigureQueueReportingResponse.FromString,
             options,
             channel_credentials,
             insecure,

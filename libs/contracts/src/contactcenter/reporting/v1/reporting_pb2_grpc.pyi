@@ -42,6 +42,30 @@ class ReportingServiceStub:
     """Raw interval counters per queue and channel, in 15- or 30-minute buckets aligned in the
     tenant's time zone, oldest first. Every service-level variant can be recomputed from them.
     """
+    QueueStats: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.QueueStatsRequest, _reporting_pb2.QueueStatsResponse]
+    """Real time, per queue: waiting contacts, longest wait, agents by state, and the contact
+    totals (service level, ASA, AHT, offered / answered / abandoned) for today and the rolling
+    15, 30 and 60 minutes.
+    """
+    AgentStats: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.AgentStatsRequest, _reporting_pb2.AgentStatsResponse]
+    """Real time, per agent: state and time in state, contacts handled, AHT, occupancy and
+    utilization (today, in the tenant's time zone).
+    """
+    ChannelStats: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.ChannelStatsRequest, _reporting_pb2.ChannelStatsResponse]
+    """Real time, per channel: the queue figures summed over every queue."""
+    WatchWallboard: _grpc.UnaryStreamMultiCallable[_reporting_pb2.WatchWallboardRequest, _reporting_pb2.WatchWallboardResponse]
+    """A full snapshot first, then every change as it is projected (queue tiles and agent rows
+    that changed). A slow subscriber receives the latest value of each tile (older ones are
+    dropped), never slows the projections or other subscribers.
+    """
+    ConfigureTenantReporting: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.ConfigureTenantReportingRequest, _reporting_pb2.ConfigureTenantReportingResponse]
+    """Reporting's own configuration (event-sourced): the tenant's time zone, which aligns the
+    intervals and "today".
+    """
+    ConfigureQueueReporting: _grpc.UnaryUnaryMultiCallable[_reporting_pb2.ConfigureQueueReportingRequest, _reporting_pb2.ConfigureQueueReportingResponse]
+    """Per queue: the service-level variant and the short-abandon threshold; the service-level
+    threshold and target apply only until routing configures the queue (routing's win).
+    """
 
 @_typing.type_check_only
 class ReportingServiceAsyncStub(ReportingServiceStub):
@@ -49,6 +73,30 @@ class ReportingServiceAsyncStub(ReportingServiceStub):
     IntervalHistory: _aio.UnaryUnaryMultiCallable[_reporting_pb2.IntervalHistoryRequest, _reporting_pb2.IntervalHistoryResponse]  # type: ignore[assignment]
     """Raw interval counters per queue and channel, in 15- or 30-minute buckets aligned in the
     tenant's time zone, oldest first. Every service-level variant can be recomputed from them.
+    """
+    QueueStats: _aio.UnaryUnaryMultiCallable[_reporting_pb2.QueueStatsRequest, _reporting_pb2.QueueStatsResponse]  # type: ignore[assignment]
+    """Real time, per queue: waiting contacts, longest wait, agents by state, and the contact
+    totals (service level, ASA, AHT, offered / answered / abandoned) for today and the rolling
+    15, 30 and 60 minutes.
+    """
+    AgentStats: _aio.UnaryUnaryMultiCallable[_reporting_pb2.AgentStatsRequest, _reporting_pb2.AgentStatsResponse]  # type: ignore[assignment]
+    """Real time, per agent: state and time in state, contacts handled, AHT, occupancy and
+    utilization (today, in the tenant's time zone).
+    """
+    ChannelStats: _aio.UnaryUnaryMultiCallable[_reporting_pb2.ChannelStatsRequest, _reporting_pb2.ChannelStatsResponse]  # type: ignore[assignment]
+    """Real time, per channel: the queue figures summed over every queue."""
+    WatchWallboard: _aio.UnaryStreamMultiCallable[_reporting_pb2.WatchWallboardRequest, _reporting_pb2.WatchWallboardResponse]  # type: ignore[assignment]
+    """A full snapshot first, then every change as it is projected (queue tiles and agent rows
+    that changed). A slow subscriber receives the latest value of each tile (older ones are
+    dropped), never slows the projections or other subscribers.
+    """
+    ConfigureTenantReporting: _aio.UnaryUnaryMultiCallable[_reporting_pb2.ConfigureTenantReportingRequest, _reporting_pb2.ConfigureTenantReportingResponse]  # type: ignore[assignment]
+    """Reporting's own configuration (event-sourced): the tenant's time zone, which aligns the
+    intervals and "today".
+    """
+    ConfigureQueueReporting: _aio.UnaryUnaryMultiCallable[_reporting_pb2.ConfigureQueueReportingRequest, _reporting_pb2.ConfigureQueueReportingResponse]  # type: ignore[assignment]
+    """Per queue: the service-level variant and the short-abandon threshold; the service-level
+    threshold and target apply only until routing configures the queue (routing's win).
     """
 
 class ReportingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -60,6 +108,66 @@ class ReportingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_reporting_pb2.IntervalHistoryResponse, _abc.Awaitable[_reporting_pb2.IntervalHistoryResponse]]:
         """Raw interval counters per queue and channel, in 15- or 30-minute buckets aligned in the
         tenant's time zone, oldest first. Every service-level variant can be recomputed from them.
+        """
+
+    @_abc_1.abstractmethod
+    def QueueStats(
+        self,
+        request: _reporting_pb2.QueueStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reporting_pb2.QueueStatsResponse, _abc.Awaitable[_reporting_pb2.QueueStatsResponse]]:
+        """Real time, per queue: waiting contacts, longest wait, agents by state, and the contact
+        totals (service level, ASA, AHT, offered / answered / abandoned) for today and the rolling
+        15, 30 and 60 minutes.
+        """
+
+    @_abc_1.abstractmethod
+    def AgentStats(
+        self,
+        request: _reporting_pb2.AgentStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reporting_pb2.AgentStatsResponse, _abc.Awaitable[_reporting_pb2.AgentStatsResponse]]:
+        """Real time, per agent: state and time in state, contacts handled, AHT, occupancy and
+        utilization (today, in the tenant's time zone).
+        """
+
+    @_abc_1.abstractmethod
+    def ChannelStats(
+        self,
+        request: _reporting_pb2.ChannelStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reporting_pb2.ChannelStatsResponse, _abc.Awaitable[_reporting_pb2.ChannelStatsResponse]]:
+        """Real time, per channel: the queue figures summed over every queue."""
+
+    @_abc_1.abstractmethod
+    def WatchWallboard(
+        self,
+        request: _reporting_pb2.WatchWallboardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_reporting_pb2.WatchWallboardResponse], _abc.AsyncIterator[_reporting_pb2.WatchWallboardResponse]]:
+        """A full snapshot first, then every change as it is projected (queue tiles and agent rows
+        that changed). A slow subscriber receives the latest value of each tile (older ones are
+        dropped), never slows the projections or other subscribers.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfigureTenantReporting(
+        self,
+        request: _reporting_pb2.ConfigureTenantReportingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reporting_pb2.ConfigureTenantReportingResponse, _abc.Awaitable[_reporting_pb2.ConfigureTenantReportingResponse]]:
+        """Reporting's own configuration (event-sourced): the tenant's time zone, which aligns the
+        intervals and "today".
+        """
+
+    @_abc_1.abstractmethod
+    def ConfigureQueueReporting(
+        self,
+        request: _reporting_pb2.ConfigureQueueReportingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reporting_pb2.ConfigureQueueReportingResponse, _abc.Awaitable[_reporting_pb2.ConfigureQueueReportingResponse]]:
+        """Per queue: the service-level variant and the short-abandon threshold; the service-level
+        threshold and target apply only until routing configures the queue (routing's win).
         """
 
 def add_ReportingServiceServicer_to_server(servicer: ReportingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

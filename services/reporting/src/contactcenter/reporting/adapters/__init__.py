@@ -1,0 +1,1 @@
+"""Adapters of the reporting service: inbound readers, Kafka consumer, gRPC, HTTP."""

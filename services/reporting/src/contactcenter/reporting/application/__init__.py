@@ -1,0 +1,1 @@
+"""Application layer: the wallboard change feed and the configuration commands."""

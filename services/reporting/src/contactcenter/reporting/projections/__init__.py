@@ -1,0 +1,1 @@
+"""The reporting read models: the live projection and the rebuild."""

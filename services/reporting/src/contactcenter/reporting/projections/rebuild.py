@@ -1,0 +1,114 @@
+"""Rebuild the read models from zero: replay the inbox (every consumed event, in the order it
+was first folded) through the same fold into a fresh in-memory state, bulk-write it (COPY)
+into shadow tables, then swap them in.
+
+No downtime: the live projection keeps serving and writing the current tables meanwhile. The
+swap transaction locks the `rm_meta` row (the live projection's batches take it FOR SHARE, so
+they wait), folds the events that arrived during the replay, renames the tables and bumps the
+generation; the live projection sees the new generation and reloads its memory from the new
+tables before its next batch.
+
+`rebuild()` is what the service's CLI (`python -m contactcenter.reporting rebuild`) calls; an
+operator CLI can call the same function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from contactcenter.reporting.adapters.inbound import read_fact
+from contactcenter.reporting.domain.state import ReportingState
+from contactcenter.reporting.projections.store import (
+    BUCKETS,
+    ENTITIES,
+    copy_state,
+    quote,
+    write_changes,
+)
+
+#: progress(done, total) after each chunk.
+Progress = Callable[[int, int], None]
+
+CHUNK = 10_000
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    events: int
+    seconds: float
+    generation: int
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+async def _replay(
+    conn: asyncpg.Connection,
+    schema: str,
+    state: ReportingState,
+    after: int,
+    until: int | None,
+    progress: Progress | None,
+    total: int,
+    done: int,
+) -> tuple[int, int]:
+    """Fold inbox rows with after < seq <= until; returns (last seq, events folded)."""
+    s = quote(schema)
+    last = after
+    bound = "" if until is None else f" and seq <= {int(until)}"
+    while True:
+        rows = await conn.fetch(
+            f"select seq, tenant_id, type, at_ms, data from {s}.inbox "
+            f"where seq > $1{bound} order by seq limit {CHUNK}",
+            last,
+        )
+        if not rows:
+            return last, done
+        apply = state.apply
+        for r in rows:
+            apply(read_fact(r["type"], r["tenant_id"], r["at_ms"], r["data"]))
+        last = rows[-1]["seq"]
+        done += len(rows)
+        if progress is not None:
+            progress(done, max(total, done))
+
+
+async def rebuild(
+    pool: asyncpg.Pool, schema: str, progress: Progress | None = None
+) -> RebuildResult:
+    s = quote(schema)
+    started = time.perf_counter()
+    state = ReportingState()
+    async with pool.acquire() as conn:
+        until, total = await conn.fetchrow(f"select coalesce(max(seq), 0), count(*) from {s}.inbox")
+        if progress is not None:
+            progress(0, total)
+        last, done = await _replay(conn, schema, state, 0, until, progress, total, 0)
+        for table in (ENTITIES, BUCKETS):
+            await conn.execute(f"drop table if exists {s}.{table}_next")
+            await conn.execute(f"create table {s}.{table}_next (like {s}.{table} including all)")
+        for t in state.tenants.values():
+            t.drain()
+        await copy_state(conn, schema, state, "_next")
+        async with conn.transaction():
+            await conn.execute(f"select generation from {s}.rm_meta where id = 1 for update")
+            # What arrived during the replay, written as changes on top of the copy.
+            for t in state.tenants.values():
+                t.drain()
+            last, done = await _replay(conn, schema, state, last, None, progress, total, done)
+            changes = [(tid, *t.drain()) for tid, t in state.tenants.items()]
+            await write_changes(conn, schema, state, changes, suffix="_next")
+            for table in (ENTITIES, BUCKETS):
+                await conn.execute(f"alter table {s}.{table} rename to {table}_old")
+                await conn.execute(f"alter table {s}.{table}_next rename to {table}")
+                await conn.execute(f"drop table {s}.{table}_old")
+            generation = await conn.fetchval(
+                f"update {s}.rm_meta set generation = generation + 1 where id = 1 "
+                "returning generation"
+            )
+    return RebuildResult(done, time.perf_counter() - started, generation)

@@ -1,0 +1,240 @@
+"""The service against the real broker and PostgreSQL: push, stats, configuration, interval
+history, redelivery, rebuild equality."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from contactcenter.common.v1 import common_pb2
+from contactcenter.reporting.projections.rebuild import rebuild
+from contactcenter.reporting.projections.store import dump_tables
+from contactcenter.reporting.v1 import reporting_pb2 as pb
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+Q = "interactions.InteractionQueued.v1"
+
+
+def queued(iid: str, queue: str = "q1", channel: str = "voice") -> dict[str, Any]:
+    return {"interaction_id": iid, "queue_id": queue, "channel": channel, "reason": "initial"}
+
+
+async def test_a_queued_contact_is_pushed_to_watchers(service: Any, tenant_id: str) -> None:
+    md = service.md(tenant_id)
+    stream = service.stub.WatchWallboard(pb.WatchWallboardRequest(include_agents=True), metadata=md)
+    first = await asyncio.wait_for(stream.read(), 10)
+    assert first.snapshot and not first.queues
+    await service.publish(tenant_id, Q, queued("c-1"))
+    update = await asyncio.wait_for(stream.read(), 20)
+    assert not update.snapshot
+    assert [(q.queue_id, q.waiting) for q in update.queues] == [("q1", 1)]
+    stream.cancel()
+    stats = await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)
+    (q1,) = stats.queues
+    assert q1.waiting == 1 and q1.totals[0].offered == 1
+    # Another tenant sees nothing of it.
+    other = await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=service.md("other"))
+    assert not other.queues
+
+
+async def test_configuration_and_interval_history(
+    service: Any, tenant_id: str, eventually: Any
+) -> None:
+    md = service.md(tenant_id, role="admin")
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await service.stub.ConfigureTenantReporting(
+            pb.ConfigureTenantReportingRequest(request_id="r1", time_zone="Mars/Base"), metadata=md
+        )
+    assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    details = rpc_status.from_call(bad.value).details  # type: ignore[arg-type]
+    violation = error_details_pb2.BadRequest()
+    details[0].Unpack(violation) or details[-1].Unpack(violation)
+    assert "time_zone" in {v.field for v in violation.field_violations}
+    await service.stub.ConfigureTenantReporting(
+        pb.ConfigureTenantReportingRequest(request_id="r2", time_zone="Europe/Paris"), metadata=md
+    )
+    await service.stub.ConfigureQueueReporting(
+        pb.ConfigureQueueReportingRequest(
+            request_id="r3",
+            queue_id="q1",
+            service_level_variant=pb.SERVICE_LEVEL_VARIANT_ANSWERED_ONLY,
+            short_abandon_threshold_s=3,
+        ),
+        metadata=md,
+    )
+    await service.publish(
+        tenant_id,
+        "routing.QueueConfigured.v1",
+        {"queue_id": "q1", "name": "Sales", "sl_threshold_s": 30, "sl_target_percent": 90},
+    )
+    base = datetime.now(UTC) - timedelta(minutes=5)
+    await service.publish(tenant_id, Q, queued("a"), at=base)
+    await service.publish(
+        tenant_id,
+        "interactions.InteractionConnected.v1",
+        {"interaction_id": "a", "agent_id": "ag", "queue_wait_ms": 12_000, "first_answer": True},
+        at=base + timedelta(seconds=12),
+    )
+
+    async def configured() -> Any:
+        stats = await service.stub.QueueStats(pb.QueueStatsRequest(queue_ids=["q1"]), metadata=md)
+        (q,) = stats.queues
+        assert q.name == "Sales" and q.service_level_threshold_s == 30
+        assert q.service_level_variant == pb.SERVICE_LEVEL_VARIANT_ANSWERED_ONLY
+        assert q.short_abandon_threshold_s == 3
+        assert q.totals[0].answered == 1 and q.totals[0].service_level_percent == 100.0
+        return q
+
+    await eventually(configured)
+
+    async def history() -> Any:
+        # IntervalHistory reads PostgreSQL, written just after the memory view
+        found = await service.stub.IntervalHistory(
+            pb.IntervalHistoryRequest(
+                range=common_pb2.TimeRange(
+                    start_time=_ts(base - timedelta(hours=1)),
+                    end_time=_ts(base + timedelta(hours=1)),
+                ),
+                interval_minutes=30,
+            ),
+            metadata=md,
+        )
+        assert len(found.records) in (4, 5)  # dense: every 30-minute bucket of the range
+        filled_records = [r for r in found.records if r.offered]
+        assert len(filled_records) == 1
+        filled = filled_records[0]
+        assert (filled.answered, filled.answered_within_threshold) == (1, 1)
+        assert filled.answer_wait_ms_total == 12_000
+        assert filled.service_level_threshold_s == 30 and filled.short_abandon_threshold_s == 3
+
+    await eventually(history)
+    with pytest.raises(grpc.aio.AioRpcError) as bad_minutes:
+        await service.stub.IntervalHistory(
+            pb.IntervalHistoryRequest(interval_minutes=20), metadata=md
+        )
+    assert bad_minutes.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_redelivered_events_apply_once(service: Any, tenant_id: str, eventually: Any) -> None:
+    md = service.md(tenant_id)
+    first = await service.publish(tenant_id, Q, queued("d-1"))
+    again = await service.publish(tenant_id, Q, queued("d-2"))
+    for event_id in (first, again, first):  # the outbox delivers at least once
+        await service.publish(
+            tenant_id, Q, queued("d-1" if event_id == first else "d-2"), event_id=event_id
+        )
+    await service.publish(tenant_id, Q, queued("d-3"))
+
+    async def three() -> None:
+        (q,) = (await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)).queues
+        assert q.waiting == 3 and q.totals[0].offered == 3
+
+    await eventually(three)
+    conn = await asyncpg.connect(service.database_url)
+    try:
+        assert (
+            await conn.fetchval(
+                "select count(*) from reporting.inbox where tenant_id = $1", tenant_id
+            )
+            == 3
+        )
+        # What is committed says the same as the memory.
+        await service.app.projection.load()
+        (q,) = (await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)).queues
+        assert q.totals[0].offered == 3
+    finally:
+        await conn.close()
+
+
+async def test_rebuild_gives_the_identical_read_models(
+    service: Any, tenant_id: str, eventually: Any
+) -> None:
+    md = service.md(tenant_id)
+    now = datetime.now(UTC) - timedelta(minutes=3)
+    await service.publish(
+        tenant_id,
+        "routing.AgentConfigured.v1",
+        {"agent_id": "ag", "name": "Ann", "queues": ["q1"], "channels": ["chat"], "capacity": 2},
+    )
+    await service.publish(
+        tenant_id,
+        "routing.AgentStateChanged.v1",
+        {"agent_id": "ag", "state": "available", "load": 0, "capacity": 2},
+        at=now,
+    )
+    for i in range(3):
+        await service.publish(tenant_id, Q, queued(f"r{i}", channel="chat"), at=now)
+    await service.publish(
+        tenant_id,
+        "interactions.InteractionConnected.v1",
+        {"interaction_id": "r0", "agent_id": "ag", "queue_wait_ms": 4000},
+        at=now + timedelta(seconds=4),
+    )
+    await service.publish(
+        tenant_id,
+        "interactions.InteractionAbandoned.v1",
+        {"interaction_id": "r1", "queue_wait_ms": 2000},
+        at=now + timedelta(seconds=2),
+    )
+    await service.publish(
+        tenant_id,
+        "interactions.InteractionEnded.v1",
+        {"interaction_id": "r0", "agent_id": "ag", "agent_talk_ms": 60_000, "agent_hold_ms": 0},
+        at=now + timedelta(seconds=64),
+    )
+    await service.publish(
+        tenant_id,
+        "interactions.WrapUpEnded.v1",
+        {"interaction_id": "r0", "agent_id": "ag", "wrap_up_ms": 5000},
+        at=now + timedelta(seconds=69),
+    )
+    await service.publish(
+        tenant_id,
+        "interactions.InteractionCompleted.v1",
+        {"interaction_id": "r0", "wrap_up_ms": 5000},
+        at=now + timedelta(seconds=69),
+    )
+
+    async def applied() -> None:
+        (q,) = (await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)).queues
+        assert (q.waiting, q.totals[0].handled, q.totals[0].abandoned) == (1, 1, 1)
+
+    await eventually(applied)
+    pool = service.app.context.pool
+    async with pool.acquire() as conn:
+        before = await dump_tables(conn, "reporting")
+    result = await rebuild(pool, "reporting")
+    assert result.events >= 9
+    async with pool.acquire() as conn:
+        after = await dump_tables(conn, "reporting")
+    assert after == before
+    # The live projection reloads the swapped-in tables and goes on.
+    await service.publish(tenant_id, Q, queued("r9", channel="chat"))
+
+    async def goes_on() -> None:
+        (q,) = (await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)).queues
+        assert q.waiting == 2
+        assert service.app.projection.generation == result.generation
+
+    await eventually(goes_on)
+    agents = await service.stub.AgentStats(pb.AgentStatsRequest(), metadata=md)
+    (ag,) = agents.agents
+    assert ag.contacts_handled == 1 and ag.aht_ms == 65_000
+    chans = await service.stub.ChannelStats(pb.ChannelStatsRequest(), metadata=md)
+    assert [c.channel for c in chans.channels] == [common_pb2.CHANNEL_CHAT]
+
+
+def _ts(moment: datetime) -> Any:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ts = Timestamp()
+    ts.FromDatetime(moment)
+    return ts
