@@ -85,7 +85,7 @@ async def eventually() -> Callable[..., Awaitable[Any]]:
         while True:
             try:
                 return await check()
-            except AssertionError:
+            except (AssertionError, ValueError):  # ValueError: `(one,) = items` not there yet
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)

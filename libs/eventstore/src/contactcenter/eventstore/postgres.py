@@ -338,7 +338,11 @@ class PostgresEventStore:
     async def head(self) -> GlobalPosition:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(self._sql_head)
-        return GlobalPosition.START if row is None else GlobalPosition(row["transaction_id"], row["position"])
+        return (
+            GlobalPosition.START
+            if row is None
+            else GlobalPosition(row["transaction_id"], row["position"])
+        )
 
     async def save_snapshot(
         self, stream_id: str, version: int, state: Mapping[str, Any], schema_version: int

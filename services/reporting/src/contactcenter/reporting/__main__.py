@@ -22,13 +22,13 @@ async def run_rebuild(settings: ReportingSettings) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from contactcenter.eventstore import apply_migrations, create_pool
-    from contactcenter.reporting.main import migrations_dir
+    from contactcenter.reporting.main import reporting_migrations
     from contactcenter.reporting.projections.rebuild import rebuild
 
     schema = settings.db_schema or "reporting"
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     try:
-        await apply_migrations(pool, schema, [migrations_dir()])
+        await apply_migrations(pool, schema, [reporting_migrations()])
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),

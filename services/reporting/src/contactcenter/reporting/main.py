@@ -24,7 +24,13 @@ from contactcenter.reporting.application.feed import WallboardFeed
 from contactcenter.reporting.config import ReportingSettings
 from contactcenter.reporting.domain.events import EVENT_TYPES
 from contactcenter.reporting.projections.live import LiveProjection, consume
-from contactcenter.servicekit import Loop, ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit import (
+    Loop,
+    ServiceApp,
+    ServiceContext,
+    ServiceDefinition,
+    migrations_dir,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -33,18 +39,14 @@ SERVICE_NAME = "reporting"
 GROUP_ID = "reporting.live"
 
 
-def migrations_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parents[2] / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"no migrations directory next to {here}")
+def reporting_migrations() -> Path:
+    return migrations_dir(__file__)
 
 
 def definition(app: ReportingApp | None = None) -> ServiceDefinition:
     return ServiceDefinition(
         name=SERVICE_NAME,
-        migrations=migrations_dir(),
+        migrations=reporting_migrations(),
         grpc_services=app._grpc_services if app else lambda _: (),
         background=app._background if app else lambda _: (),
         event_models=EVENT_TYPES,
