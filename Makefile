@@ -16,7 +16,7 @@ MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/conta
 .PHONY: help uv system-packages sync run test test-e2e lint format proto proto-check bench clean
 
 help:
-	@echo "make run    start infra, every service, and print where each listens (Ctrl-C stops all)"
+	@echo "make run    start infra, every service and the traffic simulator; print where to look (Ctrl-C stops all)"
 	@echo "make test   run every test suite against real PostgreSQL and the Kafka-compatible broker"
 	@echo "make lint   ruff + mypy (libs and domain code) + buf lint"
 	@echo "make proto  regenerate gRPC/protobuf code from proto/"
@@ -32,8 +32,9 @@ sync: uv system-packages
 system-packages:
 	@tools/install-system-packages
 
+# SIM_ARGS: flags of the traffic simulator, e.g. make run SIM_ARGS="--agents 60 --speed 30"
 run: sync
-	$(RUN) python -m contactcenter.infra.launcher
+	$(RUN) python -m contactcenter.infra.launcher --simulate --sim-args "$(SIM_ARGS)"
 
 test: sync
 	$(RUN) python -m contactcenter.contracts.codegen --check
