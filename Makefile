@@ -9,8 +9,8 @@ export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 UV := $(PYTHON) -m uv
 PIP_INSTALL := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 RUN := $(UV) run --locked --all-packages
-# mypy: every lib, and the pure domain package of every service
-MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/contactcenter/*/py.typed)),contactcenter.$(notdir $(d))) \
+# mypy: every lib and app, and the pure domain package of every service
+MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/contactcenter/*/py.typed apps/*/src/contactcenter/*/py.typed)),contactcenter.$(notdir $(d))) \
 	$(foreach d,$(wildcard services/*/src/contactcenter/*/domain),contactcenter.$(notdir $(patsubst %/domain,%,$(d))).domain)
 
 .PHONY: help uv system-packages sync run test test-e2e lint format proto proto-check bench clean

@@ -136,7 +136,7 @@ def fail(message: str, code: Exit) -> NoReturn:
 
 def _violations(error: grpc.RpcError) -> list[str]:
     try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)
     except Exception:
         return []
     found = []
@@ -153,8 +153,8 @@ def calling(service: str, address: str) -> Iterator[None]:
     try:
         yield
     except grpc.RpcError as exc:
-        code = exc.code()  # type: ignore[attr-defined]
-        details = exc.details() or code.name  # type: ignore[attr-defined]
+        code = exc.code()
+        details = exc.details() or code.name
         exit_code = _STATUS_EXIT.get(code, Exit.ERROR)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             details = f"{service} at {address} did not answer ({code.name}): {details}"

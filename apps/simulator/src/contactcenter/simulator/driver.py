@@ -263,8 +263,7 @@ class Simulation:
                 # whose simulator died.
                 wrap_up_s=600,
             )
-            request = rpb.UpsertQueueRequest(request_id=_rid(), queue=queue)
-            await _retry(lambda r=request: self.routing.UpsertQueue(r, metadata=self._admin))
+            await self._upsert_queue(rpb.UpsertQueueRequest(request_id=_rid(), queue=queue))
         for plan in self.roster.agents:
             agent = rpb.Agent(
                 agent_id=plan.agent_id,
@@ -275,12 +274,17 @@ class Simulation:
                 channels=[PROTO_CHANNEL[c] for c in plan.channels],
                 time_zone=plan.time_zone,
             )
-            request = rpb.UpsertAgentRequest(request_id=_rid(), agent=agent)
-            await _retry(lambda r=request: self.routing.UpsertAgent(r, metadata=self._admin))
+            await self._upsert_agent(rpb.UpsertAgentRequest(request_id=_rid(), agent=agent))
         self.say(
             f"simulator: tenant {self.tenant_id}, {len(self.roster.agents)} agents, queues "
             + ", ".join(QUEUE_OF.values())
         )
+
+    async def _upsert_queue(self, request: rpb.UpsertQueueRequest) -> None:
+        await _retry(lambda: self.routing.UpsertQueue(request, metadata=self._admin))
+
+    async def _upsert_agent(self, request: rpb.UpsertAgentRequest) -> None:
+        await _retry(lambda: self.routing.UpsertAgent(request, metadata=self._admin))
 
     # --- customers -----------------------------------------------------------------------------
 
