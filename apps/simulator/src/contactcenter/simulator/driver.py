@@ -450,7 +450,12 @@ class Simulation:
         if before is None and after is None:
             return
         request = rpb.SetAgentStateRequest(request_id=_rid(), presence=presence, reason_code=reason)
-        await _retry(lambda: self.routing.SetAgentState(request, metadata=md))
+        try:
+            await _retry(lambda: self.routing.SetAgentState(request, metadata=md))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            _log.info("agent %s stays as it is: %s", plan.agent_id, exc.details())
         self.stats.agents_working += (after is Activity.WORK) - (before is Activity.WORK)
         away = (Activity.BREAK, Activity.LUNCH)
         self.stats.agents_away += (after in away) - (before in away)
