@@ -290,13 +290,11 @@ class Simulation:
 
     async def _customer(self, arrival: Arrival) -> None:
         await self._sleep_until(arrival.at)
-        self.stats.arrived += 1
-        self.stats.by_channel[arrival.channel.value] = (
-            self.stats.by_channel.get(arrival.channel.value, 0) + 1
-        )
         if arrival.channel is Channel.EMAIL:
-            await self._email(arrival)
+            if await self._email(arrival):
+                self._count(arrival)
             return
+        self._count(arrival)
         profile_id = await self._profile(arrival)
         request = ipb.CreateInteractionRequest(
             request_id=_rid(),
@@ -343,6 +341,11 @@ class Simulation:
         finally:
             self._answered.pop(interaction_id, None)
 
+    def _count(self, arrival: Arrival) -> None:
+        self.stats.arrived += 1
+        channel = arrival.channel.value
+        self.stats.by_channel[channel] = self.stats.by_channel.get(channel, 0) + 1
+
     async def _profile(self, arrival: Arrival) -> str:
         if self.profiles is None:
             return ""
@@ -383,10 +386,11 @@ class Simulation:
             self.say(f"email traffic is off: nothing answers on SMTP {self.endpoints.smtp}")
         return self.endpoints.smtp if self._smtp_up else None
 
-    async def _email(self, arrival: Arrival) -> None:
+    async def _email(self, arrival: Arrival) -> bool:
+        """Sends the customer's email; False when email traffic is off or sending failed."""
         target = await self._smtp_target()
         if target is None:
-            return
+            return False
         host, _, port = target.rpartition(":")
         message = EmailMessage()
         message["From"] = arrival.customer_address
@@ -402,11 +406,13 @@ class Simulation:
 
         try:
             await asyncio.to_thread(send)
-            self.stats.emails_sent += 1
         except (OSError, smtplib.SMTPException) as exc:
             self.stats.errors += 1
             self._smtp_up = False
             _log.warning("email not sent through SMTP %s: %s", self.endpoints.smtp, exc)
+            return False
+        self.stats.emails_sent += 1
+        return True
 
     # --- agents --------------------------------------------------------------------------------
 
