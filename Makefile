@@ -9,14 +9,14 @@ export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 UV := $(PYTHON) -m uv
 PIP_INSTALL := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 RUN := $(UV) run --locked --all-packages
-# mypy: every lib, and the pure domain package of every service
-MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/contactcenter/*/py.typed)),contactcenter.$(notdir $(d))) \
+# mypy: every lib and app, and the pure domain package of every service
+MYPY_PACKAGES := $(foreach d,$(patsubst %/py.typed,%,$(wildcard libs/*/src/contactcenter/*/py.typed apps/*/src/contactcenter/*/py.typed)),contactcenter.$(notdir $(d))) \
 	$(foreach d,$(wildcard services/*/src/contactcenter/*/domain),contactcenter.$(notdir $(patsubst %/domain,%,$(d))).domain)
 
 .PHONY: help uv system-packages sync run test test-e2e lint format proto proto-check bench clean
 
 help:
-	@echo "make run    start infra, every service, and print where each listens (Ctrl-C stops all)"
+	@echo "make run    start infra, every service and the traffic simulator; print where to look (Ctrl-C stops all)"
 	@echo "make test   run every test suite against real PostgreSQL and the Kafka-compatible broker"
 	@echo "make lint   ruff + mypy (libs and domain code) + buf lint"
 	@echo "make proto  regenerate gRPC/protobuf code from proto/"
@@ -32,8 +32,9 @@ sync: uv system-packages
 system-packages:
 	@tools/install-system-packages
 
+# SIM_ARGS: flags of the traffic simulator, e.g. make run SIM_ARGS="--agents 60 --speed 30"
 run: sync
-	$(RUN) python -m contactcenter.infra.launcher
+	$(RUN) python -m contactcenter.infra.launcher --simulate --sim-args "$(SIM_ARGS)"
 
 test: sync
 	$(RUN) python -m contactcenter.contracts.codegen --check

@@ -1,13 +1,17 @@
-"""`make run` as a user meets it: the infra and every service come up healthy, and Ctrl-C (or a
-killed launcher) leaves no process behind."""
+"""`make run` as a user meets it: the infra and every service come up healthy, the traffic
+simulator makes real contacts that agents answer, and Ctrl-C (or a killed launcher) leaves no
+process behind."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -19,10 +23,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _start_launcher(state: Path) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
+def _start_launcher(
+    state: Path, *args: str, printed: list[str] | None = None
+) -> tuple[subprocess.Popen[str], list[psutil.Process]]:
     env = {**os.environ, "CC_STATE_DIR": str(state)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "contactcenter.infra.launcher"],
+        [sys.executable, "-m", "contactcenter.infra.launcher", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -30,7 +36,7 @@ def _start_launcher(state: Path) -> tuple[subprocess.Popen[str], list[psutil.Pro
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 90
-    lines = []
+    lines = printed if printed is not None else []
     for line in proc.stdout:
         lines.append(line)
         if line.startswith("ready:"):
@@ -69,4 +75,54 @@ def test_killed_launcher_leaves_no_orphans(tmp_path: Path) -> None:
     alive = _all_gone(children, timeout=30)
     for p in alive:
         p.kill()
+    assert alive == [], f"orphans left running: {alive}"
+
+
+def test_the_simulator_makes_contacts_that_agents_answer(tmp_path: Path) -> None:
+    import grpc
+
+    from contactcenter.grpckit import Role, issue_token, metadata_for
+    from contactcenter.interactions.v1 import interactions_pb2 as ipb
+    from contactcenter.interactions.v1 import interactions_pb2_grpc as ipb_grpc
+
+    tenant = f"e2e-sim-{uuid.uuid4().hex[:8]}"
+    sim_args = (
+        f"--tenant {tenant} --agents 6 --schedule always --speed 30 --curve flat "
+        "--rates voice=400,chat=200 --status-every 2"
+    )
+    lines: list[str] = []
+    proc, children = _start_launcher(tmp_path, "--simulate", "--sim-args", sim_args, printed=lines)
+    match = re.search(r"interactions\s+grpc (\S+)", "".join(lines))
+    assert match is not None, "".join(lines)
+    address = match.group(1)
+    # Keep reading the console (the simulator's status lines) so the pipe never fills.
+    stdout = proc.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
+    reader.start()
+    completed: list[object] = []
+    try:
+        md = metadata_for(issue_token(tenant, (Role.SUPERVISOR,), "e2e"))
+        handled: list[ipb.Interaction] = []
+        with grpc.insecure_channel(address) as channel:
+            stub = ipb_grpc.InteractionsServiceStub(channel)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                reply = stub.ListInteractions(ipb.ListInteractionsRequest(), metadata=md)
+                handled = [i for i in reply.interactions if i.agent_id and i.answer_time.seconds]
+                completed = [i for i in handled if i.state == ipb.INTERACTION_STATE_COMPLETED]
+                if len(handled) >= 3 and completed:
+                    break
+                time.sleep(1)
+        assert len(handled) >= 3, f"no contacts answered by agents; console:\n{''.join(lines)}"
+        assert all(i.agent_id.startswith("agent-") for i in handled)
+        assert completed, "no contact went through wrap-up to COMPLETED"
+        assert any(line.startswith("  sim | sim ") for line in lines), "".join(lines)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        reader.join(10)
+    assert proc.returncode == 0, "".join(lines)
+    assert "stopped" in "".join(lines)
+    alive = _all_gone(children, timeout=10)
     assert alive == [], f"orphans left running: {alive}"

@@ -1,30 +1,118 @@
 """`make run`: start the infra and every service, wait for their health, print where each
-listens, and on Ctrl-C (or SIGTERM) stop everything that was started, services first."""
+listens, and on Ctrl-C (or SIGTERM) stop everything that was started, services first.
+
+With `--simulate`, the traffic simulator (`python -m contactcenter.simulator`, from apps/) starts
+last, told where every service listens (`CC_SIM_<SERVICE>_GRPC` / `_HTTP`); its status lines are
+echoed to the console."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import shlex
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 from contactcenter.infra.errors import InfraError
 from contactcenter.infra.health import wait_serving
 from contactcenter.infra.paths import project_root, state_dir
+from contactcenter.infra.process import ManagedProcess
 from contactcenter.infra.services import RunningService, discover_services, start_service
 from contactcenter.infra.stack import LocalInfra
 
 HEALTH_TIMEOUT_S = 90.0
+SIMULATOR_MODULE = "contactcenter.simulator"
+
+
+class _SignalSafeStop(threading.Event):
+    """A stop flag that a signal handler may set. `threading.Event.set()` takes a lock that the
+    interrupted `wait()` of the same thread may hold: setting it from a handler can deadlock
+    the launcher. This one is a plain attribute, and `wait` polls it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stopped = False
+
+    def set(self) -> None:
+        self._stopped = True
+
+    def is_set(self) -> bool:
+        return self._stopped
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._stopped:
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                break
+            time.sleep(left)
+        return self._stopped
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def run(*, fresh: bool = False, only: set[str] | None = None) -> int:
-    stop = threading.Event()
+def _simulator_env(running: list[RunningService]) -> dict[str, str]:
+    env = dict(os.environ)
+    for s in running:
+        key = s.spec.name.upper().replace("-", "_")
+        env[f"CC_SIM_{key}_GRPC"] = s.grpc_address
+        if s.http_url:
+            env[f"CC_SIM_{key}_HTTP"] = s.http_url
+    return env
+
+
+def _start_simulator(
+    running: list[RunningService], args: list[str], log_dir: Path
+) -> ManagedProcess | None:
+    if importlib.util.find_spec(SIMULATOR_MODULE) is None:
+        _say(f"no traffic simulator: {SIMULATOR_MODULE} is not installed")
+        return None
+    argv = [sys.executable, "-u", "-m", SIMULATOR_MODULE, *args]
+    return ManagedProcess("simulator", argv, log_dir / "simulator.log", env=_simulator_env(running))
+
+
+class _Echo:
+    """Echoes the new lines of a log file to the console."""
+
+    def __init__(self, path: Path, prefix: str) -> None:
+        self.path, self.prefix = path, prefix
+        self.offset = path.stat().st_size if path.exists() else 0  # only what this run writes
+
+    def __call__(self) -> None:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        for line in chunk[:end].decode(errors="replace").splitlines():
+            _say(f"{self.prefix}{line}")
+
+
+def _where_to_look(running: list[RunningService], kafka_bootstrap: str) -> None:
+    by_name = {s.spec.name: s for s in running}
+    reporting = by_name.get("reporting")
+    if reporting is not None and reporting.http_url:
+        _say(f"watch: live wallboard {reporting.http_url}  (metrics {reporting.http_url}metrics)")
+    else:
+        _say("watch: no reporting service here yet (no wallboard); follow the events instead:")
+    _say(f"  ccctl tail interactions --tenant sim --bootstrap {kafka_bootstrap}")
+    _say("  ccctl --help     (queues, agents, explain a routing decision, interval reports)")
+
+
+def run(
+    *, fresh: bool = False, only: set[str] | None = None, simulate: list[str] | None = None
+) -> int:
+    stop = _SignalSafeStop()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
@@ -36,6 +124,8 @@ def run(*, fresh: bool = False, only: set[str] | None = None) -> int:
     logs = state_dir() / "logs"
     specs = [s for s in discover_services(root) if only is None or s.name in only]
     running: list[RunningService] = []
+    simulator: ManagedProcess | None = None
+    echo: _Echo | None = None
     infra = LocalInfra(fresh=fresh)
     code = 0
     try:
@@ -62,8 +152,23 @@ def run(*, fresh: bool = False, only: set[str] | None = None) -> int:
         if not stop.is_set():
             if not specs:
                 _say("no services found under services/ (only the infra runs)")
+            if simulate is not None:
+                log = logs / "simulator.log"
+                echo = _Echo(log, "  sim | ")
+                simulator = _start_simulator(running, simulate, logs)
+                if simulator is not None:
+                    _say(f"  simulator        log {log}")
+            _where_to_look(running, infra.kafka_bootstrap)
             _say(f"ready: logs in {logs}; press Ctrl-C to stop everything")
         while not stop.is_set():
+            if echo is not None:
+                echo()
+            if simulator is not None and not simulator.alive():
+                if echo is not None:
+                    echo()
+                _say(f"simulator exited with {simulator.popen.returncode}; services keep running")
+                simulator.stop()
+                simulator = None
             dead = [s for s in running if not s.process.alive()]
             if dead:
                 for s in dead:
@@ -79,6 +184,8 @@ def run(*, fresh: bool = False, only: set[str] | None = None) -> int:
         code = 2
     finally:
         _say("stopping ...")
+        if simulator is not None:
+            simulator.stop()
         for service in reversed(running):
             service.process.stop()
         infra.stop()
@@ -92,9 +199,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", help="start only this service (repeatable)", default=None
     )
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="start the traffic simulator once every service is serving",
+    )
+    parser.add_argument(
+        "--sim-args",
+        default="",
+        help='flags for the simulator, e.g. "--agents 50 --speed 30" (see its --help)',
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    code = run(fresh=args.fresh, only=set(args.only) if args.only else None)
+    code = run(
+        fresh=args.fresh,
+        only=set(args.only) if args.only else None,
+        simulate=shlex.split(args.sim_args) if args.simulate else None,
+    )
     _say(f"ran for {time.monotonic() - started:.0f}s")
     return code
 

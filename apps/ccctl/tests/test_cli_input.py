@@ -1,0 +1,161 @@
+"""ccctl without services: help everywhere, bad input refused with exit 2, an unreachable
+service is exit 4, a missing reporting service is exit 7."""
+
+from __future__ import annotations
+
+import sys
+import types
+import uuid
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from contactcenter.ccctl.cli import Exit, app
+from contactcenter.ccctl.tail import format_record, summarize
+from contactcenter.contracts.events import utc_now
+from contactcenter.messaging.cloudevents import EventEnvelope, encode
+
+runner = CliRunner()
+
+COMMANDS = [
+    [],
+    ["tenants"],
+    ["tenants", "token"],
+    ["tenants", "configure"],
+    ["queues"],
+    ["queues", "upsert"],
+    ["queues", "show"],
+    ["agents"],
+    ["agents", "upsert"],
+    ["agents", "state"],
+    ["skills", "check"],
+    ["contacts", "list"],
+    ["explain"],
+    ["tail"],
+    ["report", "intervals"],
+    ["rebuild"],
+    ["replay"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "ccctl")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: ccctl" in result.output
+
+
+def test_the_exit_codes_are_documented_in_the_help() -> None:
+    result = runner.invoke(app, ["--help"])
+    for code in Exit:
+        assert f"  {int(code)}  " in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["queues", "upsert", "q", "--skill", "billing:9"], "level must be 1..5"),
+        (["queues", "upsert", "q", "--skill", "billing:x"], "not a number"),
+        (["queues", "upsert", "q", "--channel", "fax"], "'fax' is not one of"),
+        (["queues", "upsert", "q", "--strategy", "random"], "--strategy"),
+        (["queues", "upsert", "q", "--priority", "101"], "--priority"),
+        (["agents", "state", "a-1", "sleeping"], "'sleeping' is not one of"),
+        (["--role", "root", "queues", "show", "q"], "unknown role"),
+        (["tail", "billing"], "'billing' is not one of"),
+        (["report", "intervals", "--interval", "20"], "20 is not 15 or 30"),
+        (["report", "intervals", "--from", "yesterday"], "is not a time"),
+        (["report", "intervals", "--from", "now", "--to", "-1h"], "must be after --from"),
+        (["contacts", "list", "--state", "sleeping"], "--state"),
+        (["tenants", "token", "t", "--role", "king"], "'king' is not one of"),
+        (["skills", "check", ":3"], "expected NAME"),
+        (["queues", "nosuch"], "No such command"),
+    ],
+)
+def test_bad_input_is_refused_with_exit_2_and_says_why(args: list[str], words: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == Exit.BAD_INPUT, result.output
+    assert words in result.output
+
+
+def test_skills_check_and_token_print_what_they_parsed() -> None:
+    result = runner.invoke(app, ["skills", "check", "billing:3", "support"])
+    assert result.exit_code == 0
+    assert "billing: level 3" in result.output and "support: any level" in result.output
+    token = runner.invoke(app, ["tenants", "token", "acme", "--role", "supervisor"])
+    assert token.exit_code == 0
+    assert token.output.count(".") == 2  # a JWT
+
+
+def test_an_unreachable_service_is_exit_4_naming_it() -> None:
+    result = runner.invoke(
+        app, ["--routing", "127.0.0.1:1", "--timeout", "2", "queues", "show", "sales"]
+    )
+    assert result.exit_code == Exit.UNAVAILABLE, result.output
+    assert "routing at 127.0.0.1:1 did not answer" in result.output
+
+
+def test_tail_against_no_broker_is_exit_4() -> None:
+    result = runner.invoke(
+        app, ["--bootstrap", "127.0.0.1:1", "--timeout", "1", "tail", "interactions"]
+    )
+    assert result.exit_code == Exit.UNAVAILABLE, result.output
+
+
+def test_rebuild_without_the_reporting_service_is_exit_7(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "contactcenter.reporting.rebuild", None)  # not importable
+    for command in ("rebuild", "replay"):
+        result = runner.invoke(app, [command])
+        assert result.exit_code == Exit.NOT_INSTALLED, result.output
+        assert "reporting service not installed" in result.output
+
+
+def test_rebuild_calls_reporting_with_what_it_accepts_and_shows_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    async def rebuild(*, projections: list[str] | None, progress: Any, from_scratch: bool) -> str:
+        calls.append({"projections": projections, "from_scratch": from_scratch})
+        for done in range(0, 101, 20):
+            progress(done, 100, "queue_stats")
+        return "2 projections rebuilt"
+
+    module = types.ModuleType("contactcenter.reporting.rebuild")
+    module.rebuild = rebuild  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "contactcenter.reporting.rebuild", module)
+    result = runner.invoke(app, ["rebuild", "--projection", "queue_stats"])
+    assert result.exit_code == 0, result.output
+    assert calls == [{"projections": ["queue_stats"], "from_scratch": True}]
+    assert "100/100" in result.output and "2 projections rebuilt" in result.output
+    assert runner.invoke(app, ["replay"]).exit_code == 0
+    assert calls[-1] == {"projections": None, "from_scratch": False}
+
+
+def test_one_readable_line_per_cloudevent() -> None:
+    event_id = uuid.uuid4()
+    envelope = EventEnvelope(
+        id=event_id,
+        type="interactions.InteractionQueued.v1",
+        source="/contactcenter/interactions",
+        subject="interaction/acme/i-1",
+        time=utc_now(),
+        tenant_id="acme",
+        data={
+            "event_id": str(event_id),
+            "interaction_id": "i-1",
+            "queue_id": "sales",
+            "priority": 5,
+        },
+    )
+    record = encode(envelope)
+    tenant, line = format_record(record.headers, record.value, record.key)  # type: ignore[arg-type]
+    assert tenant == "acme"
+    assert "acme InteractionQueued" in line
+    assert "interaction_id=i-1 queue_id=sales priority=5" in line
+    assert "event_id" not in line
+    tenant, line = format_record([], b"garbage", b"acme")
+    assert tenant == "acme" and line.startswith("!! not a valid CloudEvent")
+    assert summarize({"note": "x" * 100}).endswith("…")
