@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+import anyio
+import pytest
 from faststream import FastStream
 from faststream.kafka import TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -108,3 +110,34 @@ def test_asyncapi_of_a_bare_broker() -> None:
     doc = json.loads(render_asyncapi(broker, title="routing", version="0.1.0"))
     assert doc["info"]["title"] == "routing"
     assert [c["address"] for c in doc["channels"].values()] == ["cc.routing.events.v1"]
+
+
+async def test_a_batch_subscriber_polls_again_at_once_after_an_empty_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FastStream's own batch subscriber sleeps `batch_timeout_ms` after an empty poll, so a
+    record arriving then waits; ours polls again at once (getmany itself waits for data)."""
+
+    async def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s after an empty poll")
+
+    monkeypatch.setattr(anyio, "sleep", no_sleep)
+
+    class IdleConsumer:
+        def __init__(self) -> None:
+            self.polls: list[tuple[int, int | None]] = []
+
+        async def getmany(self, timeout_ms: int, max_records: int | None) -> dict[str, list[int]]:
+            self.polls.append((timeout_ms, max_records))
+            return {} if len(self.polls) == 1 else {"tp": [1, 2]}
+
+    async def project(batch: list[EventEnvelope]) -> None:
+        pass
+
+    subscriber = subscribe_envelope_batches(
+        create_broker(SETTINGS), "things", project, group_id="g", settings=SETTINGS
+    )
+    consumer = IdleConsumer()
+    assert await subscriber.get_msg(consumer) == ()  # type: ignore[arg-type]
+    assert await subscriber.get_msg(consumer) == (1, 2)  # type: ignore[arg-type]
+    assert consumer.polls == [(SETTINGS.batch_timeout_ms, SETTINGS.max_batch_records)] * 2
