@@ -75,6 +75,15 @@ async def test_configuration_and_interval_history(
         "routing.QueueConfigured.v1",
         {"queue_id": "q1", "name": "Sales", "sl_threshold_s": 30, "sl_target_percent": 90},
     )
+
+    async def thresholds_in_force() -> None:
+        stats = await service.stub.QueueStats(pb.QueueStatsRequest(queue_ids=["q1"]), metadata=md)
+        (q,) = stats.queues
+        assert q.service_level_threshold_s == 30 and q.short_abandon_threshold_s == 3
+
+    # Configuration and contacts travel on different topics: a bucket opened before its
+    # queue's configuration arrived keeps the thresholds that were in force then.
+    await eventually(thresholds_in_force)
     base = datetime.now(UTC) - timedelta(minutes=5)
     await service.publish(tenant_id, Q, queued("a"), at=base)
     await service.publish(

@@ -220,7 +220,12 @@ class ServiceApp:
         for task in self._loops:
             try:
                 await asyncio.wait_for(task, 10)  # cancelled after that; resumes from checkpoint
-            except (TimeoutError, Exception) as exc:
+            except (TimeoutError, asyncio.CancelledError, Exception) as exc:
+                # A loop cancelled while closing a client can surface its CancelledError
+                # here; only a cancellation of stop() itself goes on up.
+                current = asyncio.current_task()
+                if isinstance(exc, asyncio.CancelledError) and current and current.cancelling():
+                    raise
                 _log.warning("%s did not stop cleanly: %r", task.get_name(), exc)
         self._loops = []
         if self._broker is not None:
