@@ -90,7 +90,9 @@ def min_agents_exact(
     return stable.reshape(volume.shape), occupancy.reshape(volume.shape)
 
 
-def _log_inv_erlang_b_step(log_inv_b: FloatArray, n: float | FloatArray, log_a: FloatArray) -> FloatArray:
+def _log_inv_erlang_b_step(
+    log_inv_b: FloatArray, n: float | FloatArray, log_a: FloatArray
+) -> FloatArray:
     """log(1/B(n)) from log(1/B(n-1)): 1/B(n) = 1 + (n / A) / B(n-1)."""
     result: FloatArray = np.logaddexp(0.0, np.log(n) - log_a + log_inv_b)
     return result
@@ -128,9 +130,7 @@ def erlang_c_metrics(
         p_wait = np.where(stable, n * inv_b / (n - traffic * (1.0 - inv_b)), 1.0)
         p_wait = np.clip(p_wait, 0.0, 1.0)
         excess = np.where(stable, n - traffic, 0.0)
-        sl = np.where(
-            stable, 1.0 - p_wait * np.exp(-excess * threshold_seconds / aht_seconds), 0.0
-        )
+        sl = np.where(stable, 1.0 - p_wait * np.exp(-excess * threshold_seconds / aht_seconds), 0.0)
         asa = np.where(stable, p_wait * aht_seconds / np.where(stable, excess, 1.0), np.inf)
     return p_wait, np.clip(sl, 0.0, 1.0), asa
 
@@ -243,9 +243,7 @@ def erlang_a_metrics(
     log_u = -(theta * threshold_seconds)[:, None]
     with np.errstate(divide="ignore"):
         log_1mu = np.log(-np.expm1(log_u))
-    log_terms = (
-        gammaln(a + j) - gammaln(a) - gammaln(j + 1.0) + a * log_u + j * log_1mu
-    )
+    log_terms = gammaln(a + j) - gammaln(a) - gammaln(j + 1.0) + a * log_u + j * log_1mu
     log_terms = np.where(np.isnan(log_terms), -np.inf, log_terms)
     cdf = np.exp(np.minimum(np.logaddexp.accumulate(log_terms, axis=1), 0.0))
     within = w * p_served_j * (1.0 - cdf)
