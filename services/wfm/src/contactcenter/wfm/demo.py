@@ -19,8 +19,8 @@ from contactcenter.wfm.domain.scheduling import (
 )
 
 TEMPLATES = (
-    ShiftTemplate("8h", 510, 5, 30, (240,), 15, (105, 390)),
-    ShiftTemplate("10h", 630, 4, 30, (300,), 15, (120, 480)),
+    ShiftTemplate("8h", 510, 5, 30, (210, 240, 270), 15, (105, 390)),
+    ShiftTemplate("10h", 630, 4, 30, (270, 300), 15, (120, 480)),
 )
 RULES = (
     WorkRules("us", 1920, 2400, 6 * 60, 14 * 60, 10 * 60, True),

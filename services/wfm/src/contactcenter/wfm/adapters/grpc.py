@@ -4,6 +4,7 @@ bad input is INVALID_ARGUMENT naming the field (the request's own field paths)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -535,7 +536,5 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
                         )
                     )
             self.app.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.app.changed.wait(), self.watch_interval_s)
-            except TimeoutError:
-                pass

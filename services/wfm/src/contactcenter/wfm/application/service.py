@@ -4,6 +4,7 @@ and staffing queries, adherence reports and the live adherence checker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -343,10 +344,8 @@ class WfmApplication:
                     await self.raise_exceptions(tenant_id)
                 except Exception:
                     _log.exception("adherence check of tenant %s failed", tenant_id)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
-            except TimeoutError:
-                pass
 
 
 def _placeholder(tenant_id: str, schedule_id: str) -> ScheduleGenerated:

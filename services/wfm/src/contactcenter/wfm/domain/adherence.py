@@ -9,6 +9,7 @@ minutes in a working state / minutes of scheduled work.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def report(
         points.update(c.at for c in log if start < c.at < end)
         ordered = sorted(points)
         scheduled = inside = work = worked = 0.0
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in itertools.pairwise(ordered):
             minutes = (b - a) / timedelta(minutes=1)
             kind = scheduled_at(acts, a)
             if kind == OFF:

@@ -185,7 +185,7 @@ def erlang_c_required(
             active = np.setdiff1d(active, hit, assume_unique=True)
     agents = found.reshape(volume.shape)
     servers = agents * c
-    p_wait, sl, asa = erlang_c_metrics(servers, traffic, aht, target.service_level_seconds)
+    _p_wait, sl, asa = erlang_c_metrics(servers, traffic, aht, target.service_level_seconds)
     idle = agents == 0
     occupancy = np.where(idle, 0.0, traffic / np.maximum(servers, 1))
     return Staffing(

@@ -19,11 +19,14 @@ half-agent intervals; the gap is (objective - best bound) / max(1, objective).
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ortools.sat.python import cp_model
@@ -121,16 +124,6 @@ class ScheduleInfeasible(ValueError):
     """An agent has no pattern that satisfies their rules (named), or the solver found none."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Pattern:
-    template: ShiftTemplate
-    days: tuple[int, ...]  # local day indexes 0..6 of the week worked
-    start_minute: int
-    lunch_offset: int | None
-    #: interval index -> half-agent units on duty
-    units: tuple[tuple[int, int], ...]
-
-
 def _days_off_blocks(
     rules: WorkRules, off_needed: int, forced_off: set[int]
 ) -> list[frozenset[int]]:
@@ -219,46 +212,44 @@ def _units(cal: _Calendar, t: ShiftTemplate, start: datetime, lunch: int | None)
     )
 
 
-def _group_patterns(
-    problem: ScheduleProblem, cal: _Calendar, agent: AgentSpec, rules: WorkRules
-) -> list[_Pattern]:
-    tz = ZoneInfo(agent.time_zone)
-    local_days = [problem.week_start + timedelta(days=d) for d in range(7)]
-    forced = {d for d, day in enumerate(local_days) if day.weekday() in agent.unavailable_weekdays}
-    forced |= {d for d, day in enumerate(local_days) if day.weekday() in rules.required_days_off}
-    time_off = {d for d, day in enumerate(local_days) if day in agent.time_off}
-    forced |= time_off
-    allowed = [
-        t
-        for t in problem.templates
-        if (not rules.template_ids or t.template_id in rules.template_ids)
-        and t.paid_minutes * t.days_per_week <= rules.max_weekly_minutes
-        and 24 * 60 - t.length_minutes >= rules.min_rest_minutes
-    ]
-    patterns: list[_Pattern] = []
-    for t in allowed:
-        # More days unavailable than the template has off: the agent works fewer days; time
-        # off is paid and counts toward the weekly minimum.
+def _start_band(rules: WorkRules, t: ShiftTemplate) -> list[int]:
+    """Local start minutes allowed for a template: the rules' window, narrowed so that any two
+    starts on consecutive days keep the minimum rest (start-time variation within a week is
+    at most 24 h - shift length - rest)."""
+    first = rules.earliest_start_minute + (-rules.earliest_start_minute) % START_GRID_MINUTES
+    spread = 24 * 60 - t.length_minutes - rules.min_rest_minutes
+    last = min(rules.latest_start_minute, first + max(0, spread))
+    return list(range(first, last + 1, START_GRID_MINUTES))
+
+
+def _forced_days(
+    problem: ScheduleProblem, agent: AgentSpec, rules: WorkRules
+) -> tuple[frozenset[int], frozenset[int]]:
+    """(local day indexes the agent cannot work, the subset that is paid time off)."""
+    days = [problem.week_start + timedelta(days=d) for d in range(7)]
+    time_off = frozenset(d for d, day in enumerate(days) if day in agent.time_off)
+    forced = {d for d, day in enumerate(days) if day.weekday() in agent.unavailable_weekdays}
+    forced |= {d for d, day in enumerate(days) if day.weekday() in rules.required_days_off}
+    return frozenset(forced) | time_off, time_off
+
+
+def _week_options(
+    rules: WorkRules,
+    templates: Sequence[ShiftTemplate],
+    forced: frozenset[int],
+    time_off: frozenset[int],
+) -> list[tuple[ShiftTemplate, frozenset[int]]]:
+    """(template, days off) choices of one agent under their rules."""
+    options: list[tuple[ShiftTemplate, frozenset[int]]] = []
+    for t in templates:
         off_needed = max(7 - t.days_per_week, len(forced))
         worked = 7 - off_needed
         paid = t.paid_minutes * (worked + min(len(time_off), t.days_per_week - worked))
-        if paid < rules.min_weekly_minutes and worked == t.days_per_week:
+        if paid < rules.min_weekly_minutes and not forced:
             continue
-        if off_needed > 7 - t.days_per_week and not forced:
-            continue
-        for block in _days_off_blocks(rules, off_needed, forced):
-            days = tuple(d for d in range(7) if d not in block)
-            first = rules.earliest_start_minute
-            first += (-first) % START_GRID_MINUTES
-            for minute in range(first, rules.latest_start_minute + 1, START_GRID_MINUTES):
-                for lunch in t.lunch_offsets_minutes or (None,):
-                    units: dict[int, int] = defaultdict(int)
-                    for d in days:
-                        start = _local_start(local_days[d], minute, tz)
-                        for k, v in _units(cal, t, start, lunch).items():
-                            units[k] += v
-                    patterns.append(_Pattern(t, days, minute, lunch, tuple(sorted(units.items()))))
-    return patterns
+        for block in _days_off_blocks(rules, off_needed, set(forced)):
+            options.append((t, block))
+    return options
 
 
 def solve(problem: ScheduleProblem) -> Roster:
@@ -273,40 +264,85 @@ def solve(problem: ScheduleProblem) -> Roster:
         if index is not None and agents > 0:
             need[(queue, index)] = need.get((queue, index), 0) + 2 * agents  # half-agent units
 
-    groups: dict[tuple[object, ...], list[AgentSpec]] = defaultdict(list)
+    # Base groups share shift options (skills, zone, rules); subgroups also share days off.
+    groups: dict[
+        tuple[tuple[str, ...], str, str],
+        dict[tuple[frozenset[int], frozenset[int]], list[AgentSpec]],
+    ] = {}
     for agent in sorted(problem.agents, key=lambda a: a.agent_id):
-        if agent.rules_id not in rules_by_id:
+        rules = rules_by_id.get(agent.rules_id)
+        if rules is None:
             raise ScheduleInfeasible(f"agent {agent.agent_id}: unknown rules {agent.rules_id!r}")
-        key = (
-            tuple(sorted(set(agent.skills) & set(queues))),
-            agent.time_zone,
-            agent.rules_id,
-            tuple(sorted(agent.unavailable_weekdays)),
-            tuple(sorted(agent.time_off)),
-        )
-        groups[key].append(agent)
+        key = (tuple(sorted(set(agent.skills) & set(queues))), agent.time_zone, agent.rules_id)
+        groups.setdefault(key, {}).setdefault(_forced_days(problem, agent, rules), []).append(agent)
 
     model = cp_model.CpModel()
     contributions: dict[tuple[str, int], list[cp_model.LinearExprT]] = defaultdict(list)
-    group_vars: list[tuple[list[AgentSpec], list[_Pattern], list[cp_model.IntVar]]] = []
-    for gi, (key, members) in enumerate(groups.items()):
-        skills = key[0]
-        assert isinstance(skills, tuple)
-        patterns = _group_patterns(problem, cal, members[0], rules_by_id[members[0].rules_id])
-        if not patterns:
-            raise ScheduleInfeasible(
-                f"agent {members[0].agent_id}: no shift pattern satisfies the rules, "
-                "availability and time off"
-            )
-        size = len(members)
-        xs = [model.new_int_var(0, size, f"x{gi}_{p}") for p in range(len(patterns))]
-        model.add(sum(xs) == size)
-        group_vars.append((members, patterns, xs))
+    plans: list[Any] = []
+    local_days = [problem.week_start + timedelta(days=d) for d in range(7)]
+    for gi, ((skills, zone, rules_id), subgroups) in enumerate(groups.items()):
+        rules = rules_by_id[rules_id]
+        tz = ZoneInfo(zone)
+        templates = [
+            t
+            for t in problem.templates
+            if (not rules.template_ids or t.template_id in rules.template_ids)
+            and t.paid_minutes * t.days_per_week <= rules.max_weekly_minutes
+            and _start_band(rules, t)
+        ]
+        size = sum(len(m) for m in subgroups.values())
+        # Days off per subgroup: u[(template, block)] agents.
+        working: dict[tuple[str, int], list[cp_model.IntVar]] = defaultdict(list)
+        sub_plans = []
+        for si, ((forced, time_off), members) in enumerate(subgroups.items()):
+            options = _week_options(rules, templates, forced, time_off)
+            if not options:
+                raise ScheduleInfeasible(
+                    f"agent {members[0].agent_id}: no shift pattern satisfies the rules, "
+                    "availability and time off"
+                )
+            us = [
+                model.new_int_var(0, len(members), f"u{gi}_{si}_{k}") for k in range(len(options))
+            ]
+            model.add(sum(us) == len(members))
+            for (t, block), u in zip(options, us, strict=True):
+                for d in range(7):
+                    if d not in block:
+                        working[(t.template_id, d)].append(u)
+            sub_plans.append((members, options, us))
+        # Shifts per day: y[(template, day, start)], lunch choice l[...][offset].
         on: dict[int, list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
-        for p, pattern in enumerate(patterns):
-            for index, units in pattern.units:
-                on[index].append((units, xs[p]))
-        relevant = [q for q in skills if isinstance(q, str)]
+        day_plans = []
+        for t in templates:
+            band = _start_band(rules, t)
+            lunches: tuple[int | None, ...] = t.lunch_offsets_minutes or (None,)
+            for d in range(7):
+                ys = []
+                for minute in band:
+                    start = _local_start(local_days[d], minute, tz)
+                    y = model.new_int_var(0, size, f"y{gi}_{t.template_id}_{d}_{minute}")
+                    ys.append(y)
+                    base = _units(cal, t, start, None)
+                    for index, units in base.items():
+                        on[index].append((units, y))
+                    ls = []
+                    if len(lunches) == 1:
+                        for index, delta in _lunch_delta(cal, t, start, lunches[0]).items():
+                            on[index].append((-delta, y))
+                        ls = [y]
+                    else:
+                        ls = [
+                            model.new_int_var(0, size, f"l{gi}_{t.template_id}_{d}_{minute}_{o}")
+                            for o in lunches
+                        ]
+                        model.add(sum(ls) == y)
+                        for o, lv in zip(lunches, ls, strict=True):
+                            for index, delta in _lunch_delta(cal, t, start, o).items():
+                                on[index].append((-delta, lv))
+                    day_plans.append((t, d, minute, start, y, lunches, ls))
+                model.add(sum(ys) == sum(working.get((t.template_id, d), [])))
+        plans.append((sub_plans, day_plans, tz))
+        relevant = list(skills)
         for index, terms in on.items():
             wanted = [q for q in relevant if (q, index) in need]
             if not wanted:
@@ -319,8 +355,7 @@ def solve(problem: ScheduleProblem) -> Roster:
             if len(wanted) == 1:
                 contributions[(wanted[0], index)].append(expr)
                 continue
-            top = 2 * size
-            alloc = [model.new_int_var(0, top, f"a{gi}_{q}_{index}") for q in wanted]
+            alloc = [model.new_int_var(0, 2 * size, f"a{gi}_{q}_{index}") for q in wanted]
             model.add(sum(alloc) <= expr)
             for q, var in zip(wanted, alloc, strict=True):
                 contributions[(q, index)].append(var)
@@ -332,50 +367,82 @@ def solve(problem: ScheduleProblem) -> Roster:
         shortfalls.append(short)
     model.minimize(sum(shortfalls))
 
+    # 1. The LP relaxation (GLOP), 2. rounded to a roster (hint), completed by CP-SAT with the
+    # rounded variables fixed, 3. CP-SAT improves it from that hint within the time left.
+    lp_value, lp_objective = _lp_relaxation(model)
+    for sub_plans, day_plans, _tz in plans:
+        _round_hints(model, lp_value, sub_plans, day_plans)
+    deadline = started + max(1.0, problem.time_limit_s)
+    # RENS: the decisions restricted to the integers around their LP value (most are 0).
+    restricted = model.clone()
+    for sub_plans, day_plans, _tz in plans:
+        decisions = [u for _m, _o, us in sub_plans for u in us]
+        decisions += [v for plan in day_plans for v in (plan[4], *plan[6])]
+        for var in decisions:
+            value = lp_value[var.index]
+            near = restricted.get_int_var_from_proto_index(var.index)
+            restricted.add(near >= math.floor(value + 1e-9))
+            restricted.add(near <= math.ceil(value - 1e-9))
+    first = cp_model.CpSolver()
+    first.parameters.num_workers = max(1, problem.workers)
+    first.parameters.relative_gap_limit = problem.relative_gap / 2
+    first.parameters.max_time_in_seconds = max(0.5, 0.6 * (deadline - time.perf_counter()))
+    if first.solve(restricted) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        model.clear_hints()
+        for k in range(len(model.proto.variables)):
+            var = model.get_int_var_from_proto_index(k)
+            model.add_hint(var, first.value(restricted.get_int_var_from_proto_index(k)))
+
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, problem.workers)
-    solver.parameters.max_time_in_seconds = max(0.1, problem.time_limit_s)
+    solver.parameters.max_time_in_seconds = max(0.1, deadline - time.perf_counter())
     solver.parameters.relative_gap_limit = problem.relative_gap
     solver.parameters.linearization_level = 2
-    solver.parameters.cp_model_presolve = False
-    solver.parameters.log_search_progress = bool(__import__("os").environ.get("WFM_CPSAT_LOG"))
+    solver.parameters.log_search_progress = bool(os.environ.get("WFM_CPSAT_LOG"))
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise ScheduleInfeasible(f"the solver found no roster ({solver.status_name(status)})")
     objective = solver.objective_value
-    bound = solver.best_objective_bound
+    # The objective is integral: the LP relaxation's optimum, rounded up, also bounds it.
+    bound = max(solver.best_objective_bound, math.ceil(lp_objective - 1e-6))
 
     shifts: list[AssignedShift] = []
-    scheduled_units: dict[int, dict[tuple[str, ...], int]] = defaultdict(lambda: defaultdict(int))
-    for members, patterns, xs in group_vars:
-        queue = iter(members)
-        for pattern, var in zip(patterns, xs, strict=True):
-            for _ in range(solver.value(var)):
-                agent = next(queue)
-                tz = ZoneInfo(agent.time_zone)
-                for d in pattern.days:
-                    day = problem.week_start + timedelta(days=d)
-                    start = _local_start(day, pattern.start_minute, tz)
-                    pieces = _activities(pattern.template, start, pattern.lunch_offset)
+    for sub_plans, day_plans, tz in plans:
+        # Days off: agents of each subgroup in id order take the chosen (template, block)s.
+        works: dict[tuple[str, int], list[AgentSpec]] = defaultdict(list)
+        for members, options, us in sub_plans:
+            queue = iter(members)
+            for (t, block), u in zip(options, us, strict=True):
+                for _ in range(solver.value(u)):
+                    agent = next(queue)
+                    for d in range(7):
+                        if d not in block:
+                            works[(t.template_id, d)].append(agent)
+        # Shifts of each day: any agent working that day may take any start of the band.
+        for key in works:
+            works[key].sort(key=lambda a: a.agent_id)
+        cursor: dict[tuple[str, int], int] = defaultdict(int)
+        for t, d, _minute, start, _y, lunches, ls in day_plans:
+            for lunch, lv in zip(lunches, ls, strict=True):
+                for _ in range(solver.value(lv)):
+                    k = (t.template_id, d)
+                    agent = works[k][cursor[k]]
+                    cursor[k] += 1
+                    pieces = _activities(t, start, lunch)
                     shifts.append(
                         AssignedShift(
                             agent_id=agent.agent_id,
-                            template_id=pattern.template.template_id,
-                            local_date=day,
+                            template_id=t.template_id,
+                            local_date=local_days[d],
                             start=start,
-                            end=start + timedelta(minutes=pattern.template.length_minutes),
-                            activities=tuple(Activity(k, a, b) for k, a, b in pieces),
+                            end=start + timedelta(minutes=t.length_minutes),
+                            activities=tuple(Activity(kind, a, b) for kind, a, b in pieces),
                         )
                     )
-                skills = tuple(sorted(set(agent.skills) & set(queues)))
-                for index, units in pattern.units:
-                    scheduled_units[index][skills] += units
 
     coverage: dict[tuple[str, datetime], tuple[int, float]] = {}
     for (queue, index), units in need.items():
-        value = 0.0
-        for q in (queue,):
-            value = _allocated(solver, contributions.get((q, index), []))
+        value = _allocated(solver, contributions.get((queue, index), []))
         coverage[(queue, cal.interval_start(index))] = (units // 2, value / 2)
     return Roster(
         shifts=tuple(sorted(shifts, key=lambda s: (s.agent_id, s.start))),
@@ -386,6 +453,89 @@ def solve(problem: ScheduleProblem) -> Roster:
         solve_seconds=time.perf_counter() - started,
         solver_status=solver.status_name(status),
     )
+
+
+def _lp_relaxation(model: cp_model.CpModel) -> tuple[list[float], float]:
+    """Solve the linear relaxation of the (purely linear) CP-SAT model with GLOP: the values
+    of every variable and the optimum (-inf when GLOP gives none)."""
+    from ortools.linear_solver import pywraplp
+
+    proto = model.proto
+    lp = pywraplp.Solver.CreateSolver("GLOP")
+    # (the proto containers do not take negative indexes)
+    xs = [
+        lp.NumVar(float(v.domain[0]), float(v.domain[len(v.domain) - 1]), "")
+        for v in proto.variables
+    ]
+    inf = lp.infinity()
+    for c in proto.constraints:
+        lin = c.linear
+        lo, hi = lin.domain[0], lin.domain[len(lin.domain) - 1]
+        row = lp.Constraint(
+            -inf if lo <= -(2**62) else float(lo), inf if hi >= 2**62 else float(hi)
+        )
+        coefficients: dict[int, float] = defaultdict(float)
+        for v, k in zip(lin.vars, lin.coeffs, strict=True):
+            coefficients[v] += float(k)  # a variable may appear more than once
+        for v, k in coefficients.items():
+            row.SetCoefficient(xs[v], k)
+    objective = lp.Objective()
+    for v, k in zip(proto.objective.vars, proto.objective.coeffs, strict=True):
+        objective.SetCoefficient(xs[v], float(k))
+    objective.SetMinimization()
+    status = lp.Solve()
+    if os.environ.get("WFM_CPSAT_LOG"):
+        print("GLOP status", status)
+    if status != pywraplp.Solver.OPTIMAL:
+        return [0.0] * len(xs), float("-inf")
+    return [x.solution_value() for x in xs], objective.Value() + proto.objective.offset
+
+
+def _largest_remainder(values: Sequence[float], total: int) -> list[int]:
+    """Integers summing to `total`, proportional to `values` (largest remainders first)."""
+    weight = sum(max(0.0, v) for v in values)
+    if total <= 0 or not values:
+        return [0] * len(values)
+    if weight <= 0:
+        return [total] + [0] * (len(values) - 1)
+    exact = [max(0.0, v) * total / weight for v in values]
+    out = [math.floor(e) for e in exact]
+    rest = total - sum(out)
+    for k in sorted(range(len(values)), key=lambda k: exact[k] - out[k], reverse=True)[:rest]:
+        out[k] += 1
+    return out
+
+
+def _round_hints(
+    model: cp_model.CpModel, lp: Sequence[float], sub_plans: Any, day_plans: Any
+) -> None:
+    working: dict[tuple[str, int], int] = defaultdict(int)
+    for members, options, us in sub_plans:
+        counts = _largest_remainder([lp[u.index] for u in us], len(members))
+        for (t, block), u, n in zip(options, us, counts, strict=True):
+            model.add_hint(u, n)
+            for d in range(7):
+                if d not in block:
+                    working[(t.template_id, d)] += n
+    by_day: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    for plan in day_plans:
+        by_day[(plan[0].template_id, plan[1])].append(plan)
+    for key, day in by_day.items():
+        counts = _largest_remainder([lp[p[4].index] for p in day], working.get(key, 0))
+        for (_t, _d, _m, _s, y, _lunches, ls), n in zip(day, counts, strict=True):
+            model.add_hint(y, n)
+            if len(ls) > 1 or ls[0] is not y:
+                for lv, k in zip(ls, _largest_remainder([lp[v.index] for v in ls], n), strict=True):
+                    model.add_hint(lv, k)
+
+
+def _lunch_delta(
+    cal: _Calendar, t: ShiftTemplate, start: datetime, lunch: int | None
+) -> dict[int, int]:
+    """Units a lunch at `lunch` takes away from the shift without lunch."""
+    base = _units(cal, t, start, None)
+    with_lunch = _units(cal, t, start, lunch)
+    return {k: v - with_lunch.get(k, 0) for k, v in base.items() if v != with_lunch.get(k, 0)}
 
 
 def _allocated(solver: cp_model.CpSolver, exprs: Sequence[cp_model.LinearExprT]) -> float:
