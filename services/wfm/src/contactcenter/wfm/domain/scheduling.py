@@ -383,28 +383,55 @@ def solve(problem: ScheduleProblem) -> Roster:
             near = restricted.get_int_var_from_proto_index(var.index)
             restricted.add(near >= math.floor(value + 1e-9))
             restricted.add(near <= math.ceil(value - 1e-9))
-    first = cp_model.CpSolver()
-    first.parameters.num_workers = max(1, problem.workers)
-    first.parameters.relative_gap_limit = problem.relative_gap / 2
-    first.parameters.max_time_in_seconds = max(0.5, 0.6 * (deadline - time.perf_counter()))
-    if first.solve(restricted) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    values = _solve_phase(restricted, problem, 0.5 * (deadline - time.perf_counter()))
+    if values is None:
+        # The LP neighbourhood holds no roster: complete the rounded roster instead.
+        fixed = model.clone()
+        fixed_values = _solve_phase(
+            fixed, problem, max(1.0, 0.3 * (deadline - time.perf_counter())), fix_hints=True
+        )
+        values = fixed_values
+    if values is not None:
         model.clear_hints()
-        for k in range(len(model.proto.variables)):
-            var = model.get_int_var_from_proto_index(k)
-            model.add_hint(var, first.value(restricted.get_int_var_from_proto_index(k)))
+        for k, v in enumerate(values):
+            model.add_hint(model.get_int_var_from_proto_index(k), v)
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, problem.workers)
-    solver.parameters.max_time_in_seconds = max(0.1, deadline - time.perf_counter())
+    solver.parameters.max_time_in_seconds = max(0.5, deadline - time.perf_counter())
     solver.parameters.relative_gap_limit = problem.relative_gap
     solver.parameters.linearization_level = 2
     solver.parameters.log_search_progress = bool(os.environ.get("WFM_CPSAT_LOG"))
     status = solver.solve(model)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        values = [
+            solver.value(model.get_int_var_from_proto_index(k))
+            for k in range(len(model.proto.variables))
+        ]
+        objective = solver.objective_value
+        cp_bound = solver.best_objective_bound
+        status_name = solver.status_name(status)
+    elif values is not None:
+        objective = float(
+            sum(
+                values[v] * c
+                for v, c in zip(
+                    model.proto.objective.vars, model.proto.objective.coeffs, strict=True
+                )
+            )
+        )
+        cp_bound = solver.best_objective_bound if status == cp_model.UNKNOWN else objective
+        status_name = "FEASIBLE"
+    else:
         raise ScheduleInfeasible(f"the solver found no roster ({solver.status_name(status)})")
-    objective = solver.objective_value
+
+    def value(var: cp_model.IntVar) -> int:
+        assert values is not None
+        return int(values[var.index])
+
     # The objective is integral: the LP relaxation's optimum, rounded up, also bounds it.
-    bound = max(solver.best_objective_bound, math.ceil(lp_objective - 1e-6))
+    bound = max(cp_bound, math.ceil(lp_objective - 1e-6)) if lp_objective > -math.inf else cp_bound
+    bound = min(bound, objective)
 
     shifts: list[AssignedShift] = []
     for sub_plans, day_plans, tz in plans:
@@ -413,7 +440,7 @@ def solve(problem: ScheduleProblem) -> Roster:
         for members, options, us in sub_plans:
             queue = iter(members)
             for (t, block), u in zip(options, us, strict=True):
-                for _ in range(solver.value(u)):
+                for _ in range(value(u)):
                     agent = next(queue)
                     for d in range(7):
                         if d not in block:
@@ -424,7 +451,7 @@ def solve(problem: ScheduleProblem) -> Roster:
         cursor: dict[tuple[str, int], int] = defaultdict(int)
         for t, d, _minute, start, _y, lunches, ls in day_plans:
             for lunch, lv in zip(lunches, ls, strict=True):
-                for _ in range(solver.value(lv)):
+                for _ in range(value(lv)):
                     k = (t.template_id, d)
                     agent = works[k][cursor[k]]
                     cursor[k] += 1
@@ -442,7 +469,7 @@ def solve(problem: ScheduleProblem) -> Roster:
 
     coverage: dict[tuple[str, datetime], tuple[int, float]] = {}
     for (queue, index), units in need.items():
-        value = _allocated(solver, contributions.get((queue, index), []))
+        value = float(sum(_evaluate(e, values) for e in contributions.get((queue, index), [])))
         coverage[(queue, cal.interval_start(index))] = (units // 2, value / 2)
     return Roster(
         shifts=tuple(sorted(shifts, key=lambda s: (s.agent_id, s.start))),
@@ -451,7 +478,7 @@ def solve(problem: ScheduleProblem) -> Roster:
         best_bound=bound / 2,
         gap_pct=100.0 * (objective - bound) / max(1.0, objective),
         solve_seconds=time.perf_counter() - started,
-        solver_status=solver.status_name(status),
+        solver_status=status_name,
     )
 
 
@@ -538,5 +565,24 @@ def _lunch_delta(
     return {k: v - with_lunch.get(k, 0) for k, v in base.items() if v != with_lunch.get(k, 0)}
 
 
-def _allocated(solver: cp_model.CpSolver, exprs: Sequence[cp_model.LinearExprT]) -> float:
-    return float(sum(solver.value(e) for e in exprs))
+def _evaluate(expr: cp_model.LinearExprT, values: Sequence[int]) -> int:
+    if isinstance(expr, cp_model.IntVar):
+        return int(values[expr.index])
+    raise TypeError(f"unexpected expression {expr!r}")
+
+
+def _solve_phase(
+    model: cp_model.CpModel, problem: ScheduleProblem, seconds: float, *, fix_hints: bool = False
+) -> list[int] | None:
+    """Every variable's value in a solution of `model` (None: none found in time)."""
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = max(1, problem.workers)
+    solver.parameters.relative_gap_limit = problem.relative_gap / 2
+    solver.parameters.max_time_in_seconds = max(0.5, seconds)
+    solver.parameters.fix_variables_to_their_hinted_value = fix_hints
+    if solver.solve(model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return [
+        solver.value(model.get_int_var_from_proto_index(k))
+        for k in range(len(model.proto.variables))
+    ]
