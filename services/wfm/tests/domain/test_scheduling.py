@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
@@ -53,7 +54,7 @@ def test_every_agent_follows_their_local_rules(roster_and_problem) -> None:  # t
                 (a.end - a.start).total_seconds() / 60 for a in s.activities if a.kind != "lunch"
             )
             assert paid == t.paid_minutes
-        for a, b in zip(shifts, shifts[1:], strict=False):
+        for a, b in itertools.pairwise(shifts):
             assert (b.start - a.end) >= timedelta(minutes=r.min_rest_minutes)
         if r.consecutive_days_off and not (agent.time_off or agent.unavailable_weekdays):
             off = sorted(
@@ -68,7 +69,7 @@ def _week(problem: ScheduleProblem) -> list[date]:
 
 
 def test_coverage_counts_each_agent_once(roster_and_problem) -> None:  # type: ignore[no-untyped-def]
-    roster, problem = roster_and_problem
+    roster, _problem = roster_and_problem
     on_duty: dict[object, float] = defaultdict(float)
     for s in roster.shifts:
         for a in s.activities:

@@ -270,7 +270,8 @@ class WfmApplication:
                   and (cardinality($4::text[]) = 0 or agent_id = any($4::text[]))
                   and occurred_at >= coalesce((
                       select max(p.occurred_at) from {table} p
-                      where p.tenant_id = $1 and p.agent_id = {table}.agent_id and p.occurred_at <= $2
+                      where p.tenant_id = $1 and p.agent_id = {table}.agent_id
+                        and p.occurred_at <= $2
                   ), $2)
                 order by occurred_at
                 """,

@@ -94,12 +94,12 @@ def report(
         points.update(c.at for c in log if start < c.at < end)
         ordered = sorted(points)
         scheduled = inside = work = worked = 0.0
-        for a, b in itertools.pairwise(ordered):
-            minutes = (b - a) / timedelta(minutes=1)
-            kind = scheduled_at(acts, a)
+        for t0, t1 in itertools.pairwise(ordered):
+            minutes = (t1 - t0) / timedelta(minutes=1)
+            kind = scheduled_at(acts, t0)
             if kind == OFF:
                 continue
-            state = state_at(log, a)
+            state = state_at(log, t0)
             scheduled += minutes
             if adheres(kind, state):
                 inside += minutes

@@ -170,7 +170,7 @@ def erlang_c_required(
         if idx.size == 0:
             continue
         ns = np.full(idx.size, n, dtype=np.int64)
-        p_wait, sl, asa = erlang_c_metrics(
+        _, sl, asa = erlang_c_metrics(
             ns, flat_traffic[idx], flat_aht[idx], target.service_level_seconds, current[idx]
         )
         ok = np.ones(idx.size, dtype=bool)

@@ -190,7 +190,7 @@ def forecast(history: Sequence[IntervalActual], spec: ForecastSpec) -> ForecastR
         # Special days of the history: the same interval a week earlier (or later) instead.
         y = offered.copy()
         special = np.array([s.date() in spec.special_days for s in slots])
-        for i in np.flatnonzero(special):
+        for i in (int(k) for k in np.flatnonzero(special)):
             j = i - weekly if i >= weekly else i + weekly
             while 0 <= j < count and special[j]:
                 j = j - weekly if j >= weekly else j + weekly

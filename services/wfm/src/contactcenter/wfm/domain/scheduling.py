@@ -363,7 +363,7 @@ def solve(problem: ScheduleProblem) -> Roster:
     shortfalls: list[cp_model.IntVar] = []
     for (queue, index), units in need.items():
         short = model.new_int_var(0, units, f"s_{queue}_{index}")
-        model.add(short + sum(contributions.get((queue, index), [])) >= units)
+        model.add(cp_model.LinearExpr.sum([short, *contributions.get((queue, index), [])]) >= units)
         shortfalls.append(short)
     model.minimize(sum(shortfalls))
 
@@ -379,10 +379,10 @@ def solve(problem: ScheduleProblem) -> Roster:
         decisions = [u for _m, _o, us in sub_plans for u in us]
         decisions += [v for plan in day_plans for v in (plan[4], *plan[6])]
         for var in decisions:
-            value = lp_value[var.index]
+            lp = lp_value[var.index]
             near = restricted.get_int_var_from_proto_index(var.index)
-            restricted.add(near >= math.floor(value + 1e-9))
-            restricted.add(near <= math.ceil(value - 1e-9))
+            restricted.add(near >= math.floor(lp + 1e-9))
+            restricted.add(near <= math.ceil(lp - 1e-9))
     values = _solve_phase(restricted, problem, 0.5 * (deadline - time.perf_counter()))
     if values is None:
         # The LP neighbourhood holds no roster: complete the rounded roster instead.
@@ -392,7 +392,7 @@ def solve(problem: ScheduleProblem) -> Roster:
         )
         values = fixed_values
     if values is not None:
-        model.clear_hints()
+        model.clear_hints()  # type: ignore[no-untyped-call]
         for k, v in enumerate(values):
             model.add_hint(model.get_int_var_from_proto_index(k), v)
 
@@ -434,7 +434,7 @@ def solve(problem: ScheduleProblem) -> Roster:
     bound = min(bound, objective)
 
     shifts: list[AssignedShift] = []
-    for sub_plans, day_plans, tz in plans:
+    for sub_plans, day_plans, _tz in plans:
         # Days off: agents of each subgroup in id order take the chosen (template, block)s.
         works: dict[tuple[str, int], list[AgentSpec]] = defaultdict(list)
         for members, options, us in sub_plans:
@@ -446,15 +446,15 @@ def solve(problem: ScheduleProblem) -> Roster:
                         if d not in block:
                             works[(t.template_id, d)].append(agent)
         # Shifts of each day: any agent working that day may take any start of the band.
-        for key in works:
-            works[key].sort(key=lambda a: a.agent_id)
+        for members_of_day in works.values():
+            members_of_day.sort(key=lambda a: a.agent_id)
         cursor: dict[tuple[str, int], int] = defaultdict(int)
         for t, d, _minute, start, _y, lunches, ls in day_plans:
             for lunch, lv in zip(lunches, ls, strict=True):
                 for _ in range(value(lv)):
-                    k = (t.template_id, d)
-                    agent = works[k][cursor[k]]
-                    cursor[k] += 1
+                    slot = (t.template_id, d)
+                    agent = works[slot][cursor[slot]]
+                    cursor[slot] += 1
                     pieces = _activities(t, start, lunch)
                     shifts.append(
                         AssignedShift(
@@ -469,8 +469,8 @@ def solve(problem: ScheduleProblem) -> Roster:
 
     coverage: dict[tuple[str, datetime], tuple[int, float]] = {}
     for (queue, index), units in need.items():
-        value = float(sum(_evaluate(e, values) for e in contributions.get((queue, index), [])))
-        coverage[(queue, cal.interval_start(index))] = (units // 2, value / 2)
+        got = float(sum(_evaluate(e, values) for e in contributions.get((queue, index), [])))
+        coverage[(queue, cal.interval_start(index))] = (units // 2, got / 2)
     return Roster(
         shifts=tuple(sorted(shifts, key=lambda s: (s.agent_id, s.start))),
         coverage=coverage,
