@@ -35,8 +35,11 @@ from scipy.special import gammaln
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: Terms of the waiting-customer sum below exp(-40) of the largest are dropped.
-_TAIL_SIGMAS = 12.0
+#: Terms of the waiting-customer sum beyond this many standard deviations are dropped
+#: (below 1e-17 of the total).
+_TAIL_SIGMAS = 9.0
+#: Erlang A cells evaluated together (sorted by the length of their sums).
+_BLOCK = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +211,55 @@ def erlang_a_metrics(
     patience_seconds: FloatArray,
     interval_seconds: float,
     threshold_seconds: float,
+    log_inv_b: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """(service level, ASA of answered seconds, abandon rate, occupancy) per cell of M/M/N+M."""
+    """(service level, ASA of answered seconds, abandon rate, occupancy) per cell of M/M/N+M.
+
+    Cells are evaluated in blocks of similar length of the waiting-customer sum; `log_inv_b`
+    (log 1/B(N, A) per cell) may be given when known."""
+    agents = np.asarray(agents, dtype=np.int64)
+    volume = np.asarray(volume, dtype=np.float64)
+    shape = volume.shape
+    n = agents.ravel()
+    vol = volume.ravel()
+    aht = np.broadcast_to(np.asarray(aht_seconds, dtype=np.float64), shape).ravel()
+    patience = np.broadcast_to(np.asarray(patience_seconds, dtype=np.float64), shape).ravel()
+    y = vol / interval_seconds * patience
+    x = n * patience / aht
+    if log_inv_b is None:
+        traffic = vol * aht / interval_seconds
+        log_inv_b = log_inv_erlang_b(n, np.where(traffic > 0, traffic, 1.0))
+    lib_all = np.asarray(log_inv_b, dtype=np.float64).ravel()
+    span = np.maximum(0.0, y - x) + _TAIL_SIGMAS * np.sqrt(np.maximum(y, 1.0))
+    order = np.argsort(span, kind="stable")
+    outs = [np.empty(vol.size) for _ in range(4)]
+    for block in np.array_split(order, max(1, vol.size // _BLOCK)):
+        if block.size == 0:
+            continue
+        parts = _erlang_a_block(
+            n[block],
+            vol[block],
+            aht[block],
+            patience[block],
+            interval_seconds,
+            threshold_seconds,
+            lib_all[block],
+        )
+        for out, part in zip(outs, parts, strict=True):
+            out[block] = part
+    sl, asa, ab, occ = (o.reshape(shape) for o in outs)
+    return sl, asa, ab, occ
+
+
+def _erlang_a_block(
+    agents: IntArray,
+    volume: FloatArray,
+    aht_seconds: FloatArray,
+    patience_seconds: FloatArray,
+    interval_seconds: float,
+    threshold_seconds: float,
+    lib: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     agents = np.asarray(agents, dtype=np.int64)
     volume = np.asarray(volume, dtype=np.float64)
     shape = volume.shape
@@ -221,7 +271,6 @@ def erlang_a_metrics(
     theta = 1.0 / patience
     x = n * patience / aht  # N mu / theta
     y = lam * patience  # lambda / theta
-    lib = log_inv_erlang_b(agents.ravel(), np.where(traffic > 0, traffic, 1.0))
 
     span = np.maximum(0.0, y - x) + _TAIL_SIGMAS * np.sqrt(np.maximum(y, 1.0)) + 30.0
     j_max = int(np.ceil(span.max(initial=1.0)))
@@ -229,7 +278,9 @@ def erlang_a_metrics(
     xc, yc = x[:, None], y[:, None]
     log_y = np.log(np.maximum(yc, 1e-300))
     # log r_j = j log y - log prod_{i=1..j} (x + i)
-    log_r = j * log_y - (gammaln(xc + j + 1.0) - gammaln(xc + 1.0))
+    # log Gamma(x + 1 + j) - log Gamma(x + 1): both sums below use it
+    lg_rise = gammaln(xc + j + 1.0) - gammaln(xc + 1.0)
+    log_r = j * log_y - lg_rise
     log_wait_mass = np.logaddexp.reduce(log_r, axis=1)
     # sum_{k<N} pi_k / pi_N = 1/B - 1  (log, with 1/B >= 1)
     with np.errstate(divide="ignore"):
@@ -243,7 +294,7 @@ def erlang_a_metrics(
     log_u = -(theta * threshold_seconds)[:, None]
     with np.errstate(divide="ignore"):
         log_1mu = np.log(-np.expm1(log_u))
-    log_terms = gammaln(a + j) - gammaln(a) - gammaln(j + 1.0) + a * log_u + j * log_1mu
+    log_terms = lg_rise - gammaln(j + 1.0) + a * log_u + j * log_1mu
     log_terms = np.where(np.isnan(log_terms), -np.inf, log_terms)
     cdf = np.exp(np.minimum(np.logaddexp.accumulate(log_terms, axis=1), 0.0))
     within = w * p_served_j * (1.0 - cdf)
@@ -269,6 +320,26 @@ def erlang_a_metrics(
     )
 
 
+class _LogInvBTable:
+    """log(1/B(n, A)) for n = 0..top of every cell, extended on demand (one recursion step
+    for all cells at a time)."""
+
+    def __init__(self, traffic: FloatArray) -> None:
+        self._log_a = np.log(traffic)
+        self._rows: list[FloatArray] = [np.zeros(traffic.size)]
+
+    def lookup(self, n: IntArray, idx: IntArray) -> FloatArray:
+        top = int(n.max(initial=0))
+        while len(self._rows) <= top:
+            k = len(self._rows)
+            self._rows.append(_log_inv_erlang_b_step(self._rows[-1], float(k), self._log_a))
+        out = np.empty(n.size)
+        for value in np.unique(n):
+            mask = n == value
+            out[mask] = self._rows[int(value)][idx[mask]]
+        return out
+
+
 def erlang_a_required(
     volume: FloatArray,
     aht_seconds: FloatArray,
@@ -286,9 +357,17 @@ def erlang_a_required(
     _, occ_min = min_agents_exact(vol, aht, interval_seconds, target.max_occupancy)
     traffic = vol * aht / interval_seconds
 
+    table = _LogInvBTable(np.where(traffic > 0, traffic, 1.0))
+
     def meets(n: IntArray, idx: IntArray) -> npt.NDArray[np.bool_]:
         sl, asa, ab, _ = erlang_a_metrics(
-            n, vol[idx], aht[idx], patience[idx], interval_seconds, target.service_level_seconds
+            n,
+            vol[idx],
+            aht[idx],
+            patience[idx],
+            interval_seconds,
+            target.service_level_seconds,
+            table.lookup(n, idx),
         )
         ok = n >= np.maximum(occ_min[idx], 1)
         if target.service_level > 0:
@@ -312,6 +391,13 @@ def erlang_a_required(
         lo[bad] = hi[bad]
         hi[bad] = hi[bad] * 2 + 1
         pending = bad
+    # Bracket near the answer: most cells need about A agents, minus a few for abandonment.
+    guess = np.maximum(0, np.floor(traffic - 2.0 * np.sqrt(traffic)).astype(np.int64))
+    probe = busy[(guess[busy] > lo[busy]) & (guess[busy] < hi[busy])]
+    if probe.size:
+        ok = meets(guess[probe], probe)
+        hi[probe[ok]] = guess[probe[ok]]
+        lo[probe[~ok]] = guess[probe[~ok]]
     # Binary search: lo fails, hi meets.
     searching = busy[hi[busy] - lo[busy] > 1]
     while searching.size:
