@@ -81,11 +81,30 @@ def min_agents_exact(
     """Per cell: the fewest agents for a stable Erlang C queue (N > A) and for the occupancy
     cap (A / N <= cap), both decided on exact fractions (no floating-point error at the
     boundary: 17 Erlangs at an 85% cap need exactly 20 agents)."""
-    flat_v, flat_h = volume.ravel(), aht_seconds.ravel()
+    flat_v = np.asarray(volume, dtype=np.float64).ravel()
+    flat_h = np.asarray(aht_seconds, dtype=np.float64).ravel()
     stable = np.empty(flat_v.shape, dtype=np.int64)
     occupancy = np.zeros(flat_v.shape, dtype=np.int64)
     cap = exact_fraction(max_occupancy) if max_occupancy > 0 else None
-    for i in range(flat_v.size):
+    interval = exact_fraction(interval_seconds)
+    # Whole counts and seconds (the usual case): integer arithmetic, vectorised and exact.
+    whole = (
+        (flat_v == np.round(flat_v))
+        & (flat_h == np.round(flat_h))
+        & (np.abs(flat_v * flat_h) < 2.0**40)
+    )
+    if interval.denominator == 1 and (cap is None or cap.numerator < 2**20):
+        work = np.round(flat_v[whole]).astype(np.int64) * np.round(flat_h[whole]).astype(np.int64)
+        seconds = int(interval.numerator)
+        stable[whole] = work // seconds + 1
+        if cap is not None:
+            # ceil(work / seconds / (p / q)) = ceil(work q / (seconds p))
+            num = work * cap.denominator
+            den = seconds * cap.numerator
+            occupancy[whole] = -(-num // den)
+    else:
+        whole[:] = False
+    for i in np.flatnonzero(~whole):
         a = traffic_erlangs(float(flat_v[i]), float(flat_h[i]), interval_seconds)
         stable[i] = math.floor(a) + 1
         if cap is not None:
@@ -147,57 +166,70 @@ def erlang_c_required(
     servers_per_agent: int = 1,
 ) -> Staffing:
     """The fewest agents per cell meeting every target (Erlang C); with `servers_per_agent`
-    (chat concurrency) each agent is that many servers of an M/M/(N c) queue."""
+    (chat concurrency) each agent is that many servers of an M/M/(N c) queue.
+
+    All cells step through n = 1, 2, ... together with the Erlang B recursion
+    B(n) = A B(n-1) / (n + A B(n-1)) (values in (0, 1]: no overflow, no cancellation); a cell
+    is tested from its exact stability / occupancy minimum on and leaves once it meets the
+    targets."""
     volume = np.asarray(volume, dtype=np.float64)
-    aht = np.broadcast_to(np.asarray(aht_seconds, dtype=np.float64), volume.shape).copy()
+    shape = volume.shape
+    aht = np.broadcast_to(np.asarray(aht_seconds, dtype=np.float64), shape).ravel()
+    vol = volume.ravel()
     c = servers_per_agent
-    traffic = volume * aht / interval_seconds
-    stable_min, occ_min = min_agents_exact(volume, aht, interval_seconds, target.max_occupancy)
-    # In servers: stable needs floor(A) + 1 servers; the occupancy cap is per agent.
-    agents = np.zeros(volume.shape, dtype=np.int64)
-    flat_traffic = traffic.ravel()
-    flat_aht = aht.ravel()
-    lower = np.maximum(stable_min.ravel(), 1)
-    found = np.zeros(flat_traffic.size, dtype=np.int64)
-    active = np.flatnonzero(flat_traffic > 0)
-    log_a = np.log(np.where(flat_traffic > 0, flat_traffic, 1.0))
-    current = np.zeros(flat_traffic.size, dtype=np.float64)
+    traffic = vol * aht / interval_seconds
+    stable_min, occ_min = min_agents_exact(vol, aht, interval_seconds, target.max_occupancy)
+    # The first number of servers worth testing: stable, within the occupancy cap, whole agents.
+    first = np.maximum(np.maximum(stable_min, occ_min * c), 1)
+    first = -(-first // c) * c
+    found = np.zeros(vol.size, dtype=np.int64)
+    found_b = np.ones(vol.size)
+    ids = np.flatnonzero(traffic > 0)
+    a = traffic[ids]
+    h = aht[ids]
+    lower = first[ids]
+    b = np.ones(ids.size)
+    sl_target, t = target.service_level, target.service_level_seconds
+    asa_target = target.max_asa_seconds
     n = 0
-    while active.size:
+    while ids.size:
         n += 1
-        current[active] = _log_inv_erlang_b_step(current[active], float(n), log_a[active])
-        # Only whole agents: a cell is tested when n is a multiple of c servers.
-        if n % c:
+        ab = a * b
+        b = ab / (n + ab)
+        if n % c or n < int(lower.min()):
             continue
-        idx = active[lower[active] <= n]
-        if idx.size == 0:
+        test = lower <= n
+        bt, at = b[test], a[test]
+        p_wait = n * bt / (n - at * (1.0 - bt))
+        ok = np.ones(bt.size, dtype=bool)
+        if sl_target > 0:
+            ok &= 1.0 - p_wait * np.exp(-(n - at) * t / h[test]) >= sl_target
+        if asa_target > 0:
+            ok &= p_wait * h[test] / (n - at) <= asa_target
+        if not ok.any():
             continue
-        ns = np.full(idx.size, n, dtype=np.int64)
-        _, sl, asa = erlang_c_metrics(
-            ns, flat_traffic[idx], flat_aht[idx], target.service_level_seconds, current[idx]
-        )
-        ok = np.ones(idx.size, dtype=bool)
-        if target.service_level > 0:
-            ok &= sl >= target.service_level
-        if target.max_asa_seconds > 0:
-            ok &= asa <= target.max_asa_seconds
-        ok &= occ_min.ravel()[idx] * c <= n
-        hit = idx[ok]
-        found[hit] = n // c
-        if hit.size:
-            active = np.setdiff1d(active, hit, assume_unique=True)
-    agents = found.reshape(volume.shape)
-    servers = agents * c
-    _p_wait, sl, asa = erlang_c_metrics(servers, traffic, aht, target.service_level_seconds)
-    idle = agents == 0
-    occupancy = np.where(idle, 0.0, traffic / np.maximum(servers, 1))
+        hit = np.flatnonzero(test)[ok]
+        found[ids[hit]] = n // c
+        found_b[ids[hit]] = b[hit]
+        keep = np.ones(ids.size, dtype=bool)
+        keep[hit] = False
+        ids, a, h, lower, b = ids[keep], a[keep], h[keep], lower[keep], b[keep]
+    agents = found.reshape(shape)
+    servers = (found * c).astype(np.float64)
+    idle = found == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_wait = np.where(idle, 0.0, servers * found_b / (servers - traffic * (1.0 - found_b)))
+        excess = np.where(idle, 1.0, servers - traffic)
+        sl = np.where(idle, 1.0, 1.0 - p_wait * np.exp(-excess * t / aht))
+        asa = np.where(idle, 0.0, p_wait * aht / excess)
+        occupancy = np.where(idle, 0.0, traffic / np.maximum(servers, 1.0))
     return Staffing(
         agents=agents,
-        service_level=np.where(idle, 1.0, sl),
-        asa_seconds=np.where(idle, 0.0, asa),
-        abandon_rate=np.zeros(volume.shape),
-        occupancy=occupancy,
-        traffic=traffic,
+        service_level=np.clip(sl, 0.0, 1.0).reshape(shape),
+        asa_seconds=asa.reshape(shape),
+        abandon_rate=np.zeros(shape),
+        occupancy=occupancy.reshape(shape),
+        traffic=traffic.reshape(shape),
     )
 
 
