@@ -15,8 +15,10 @@ from contactcenter.wfm.domain.erlang import (
     deferred_required,
     erlang_a_metrics,
     erlang_a_required,
+    erlang_b_direct,
     erlang_c_metrics,
     erlang_c_required,
+    log_inv_erlang_b,
     with_shrinkage,
 )
 
@@ -45,6 +47,14 @@ def test_probability_of_waiting_matches_the_direct_sum(traffic: float) -> None:
     for n in (int(traffic) + 1, int(traffic) + 5, int(traffic * 1.02) + 2):
         p, _, _ = erlang_c_metrics(np.array([n]), np.array([traffic]), np.array([300.0]), 20)
         assert p[0] == pytest.approx(_erlang_c_direct(n, traffic), rel=1e-9)
+
+
+@pytest.mark.parametrize("traffic", [0.5, 17.0, 480.0, 20_000.0])
+def test_erlang_b_taken_directly_matches_the_recursion(traffic: float) -> None:
+    # (the staffing search takes B directly only from n = floor(A) on)
+    n = np.array([int(traffic), int(traffic) + 1, int(traffic) + 7, int(traffic * 1.1) + 3])
+    a = np.full(4, traffic)
+    assert erlang_b_direct(n, a) == pytest.approx(np.exp(-log_inv_erlang_b(n, a)), rel=1e-9)
 
 
 def test_whole_number_traffic_is_never_staffed_at_n_equal_a() -> None:

@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import gammaln
+from scipy.special import gammaincc, gammaln
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -157,6 +157,23 @@ def erlang_c_metrics(
     return p_wait, np.clip(sl, 0.0, 1.0), asa
 
 
+def erlang_b_direct(n: IntArray, traffic: FloatArray) -> FloatArray:
+    """Erlang B without the recursion: pmf(n) / cdf(n) of Poisson(A), in logs. Accurate where
+    the Poisson cdf does not underflow (n above A - 20 sqrt(A); the staffing search takes it
+    at n >= floor(A) only)."""
+    n = np.asarray(n, dtype=np.int64)
+    nf = n.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log_b = (
+            nf * np.log(traffic)
+            - traffic
+            - gammaln(nf + 1.0)
+            - np.log(gammaincc(nf + 1.0, traffic))
+        )
+    b: FloatArray = np.where(n <= 0, 1.0, np.exp(np.minimum(log_b, 0.0)))
+    return b
+
+
 def erlang_c_required(
     volume: FloatArray,
     aht_seconds: FloatArray,
@@ -187,33 +204,32 @@ def erlang_c_required(
     ids = np.flatnonzero(traffic > 0)
     a = traffic[ids]
     h = aht[ids]
-    lower = first[ids]
-    b = np.ones(ids.size)
+    # Each cell starts just below its first candidate, with B taken there directly:
+    # B(n, A) = Poisson(n; A) / P(Poisson(A) <= n), in logs (no e^-A underflow at 20,000 Erlangs).
+    n = first[ids] - 1
+    b = erlang_b_direct(n, a)
     sl_target, t = target.service_level, target.service_level_seconds
     asa_target = target.max_asa_seconds
-    n = 0
+    step = 0
     while ids.size:
-        n += 1
+        step += 1
+        n = n + 1
         ab = a * b
         b = ab / (n + ab)
-        if n % c or n < int(lower.min()):
+        if (step - 1) % c:  # n = first - 1 + step: a whole number of agents every c steps
             continue
-        test = lower <= n
-        bt, at = b[test], a[test]
-        p_wait = n * bt / (n - at * (1.0 - bt))
-        ok = np.ones(bt.size, dtype=bool)
+        p_wait = n * b / (n - a * (1.0 - b))
+        ok = np.ones(b.size, dtype=bool)
         if sl_target > 0:
-            ok &= 1.0 - p_wait * np.exp(-(n - at) * t / h[test]) >= sl_target
+            ok &= 1.0 - p_wait * np.exp(-(n - a) * t / h) >= sl_target
         if asa_target > 0:
-            ok &= p_wait * h[test] / (n - at) <= asa_target
+            ok &= p_wait * h / (n - a) <= asa_target
         if not ok.any():
             continue
-        hit = np.flatnonzero(test)[ok]
-        found[ids[hit]] = n // c
-        found_b[ids[hit]] = b[hit]
-        keep = np.ones(ids.size, dtype=bool)
-        keep[hit] = False
-        ids, a, h, lower, b = ids[keep], a[keep], h[keep], lower[keep], b[keep]
+        found[ids[ok]] = n[ok] // c
+        found_b[ids[ok]] = b[ok]
+        keep = ~ok
+        ids, a, h, n, b = ids[keep], a[keep], h[keep], n[keep], b[keep]
     agents = found.reshape(shape)
     servers = (found * c).astype(np.float64)
     idle = found == 0
