@@ -1,0 +1,1 @@
+"""Adapters of the WFM service: gRPC API, reporting client, routing-event reader."""

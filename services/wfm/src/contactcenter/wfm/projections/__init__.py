@@ -1,0 +1,1 @@
+"""WFM's read models: the agent-state log (adapters/inbound.py) feeds adherence."""

@@ -1,0 +1,24 @@
+"""The checked-in AsyncAPI document is the one the service renders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from contactcenter.wfm.domain import EVENT_TYPES
+from contactcenter.wfm.main import definition
+
+DOCUMENT = Path(__file__).resolve().parents[1] / "asyncapi.json"
+
+
+def test_checked_in_asyncapi_is_current() -> None:
+    rendered = definition().asyncapi()
+    assert DOCUMENT.read_text().strip() == rendered.strip(), (
+        "stale; regenerate: uv run --all-packages python -m contactcenter.wfm "
+        "asyncapi > services/wfm/asyncapi.json"
+    )
+    document = json.loads(rendered)
+    channels = {c["address"] for c in document["channels"].values()}
+    assert channels == {"cc.wfm.events.v1", "cc.routing.events.v1"}
+    schemas = json.dumps(document["components"]["schemas"])
+    assert all(model.__name__ in schemas for model in EVENT_TYPES)
