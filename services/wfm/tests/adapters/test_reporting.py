@@ -1,9 +1,6 @@
-"""The reporting adapter against a real gRPC server implementing ReportingService.
-
-The reporting service is being built on another branch; until it is merged this test serves
-the contract (`proto/contactcenter/reporting/v1/reporting.proto`) from a small in-test server
-over a real gRPC channel (paging, the bearer token, the conversion to plain records). After
-the merge, point it at the real service.
+"""The reporting adapter's paging, token and errors, against a small gRPC server serving the
+contract (`proto/contactcenter/reporting/v1/reporting.proto`) with pages of 3; the adapter
+against the real reporting service is test_reporting_service.py.
 """
 
 from __future__ import annotations

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 
 import grpc
 
 from contactcenter.eventbus import Projection
 from contactcenter.grpckit import DEV_ONLY_SIGNING_KEY, ServiceRegistration
-from contactcenter.servicekit import Loop, ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit import (
+    Loop,
+    ServiceApp,
+    ServiceContext,
+    ServiceDefinition,
+    migrations_dir,
+)
 from contactcenter.wfm.adapters.grpc import WfmServicer, registration
 from contactcenter.wfm.adapters.inbound import ROUTING_TOPIC, AgentStateLog
 from contactcenter.wfm.adapters.reporting import ReportingIntervalHistory
@@ -21,14 +26,6 @@ from contactcenter.wfm.domain import EVENT_TYPES
 SERVICE_NAME = "wfm"
 
 
-def migrations_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parents[2] / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"no migrations directory next to {here}")
-
-
 def definition(
     grpc_services: Callable[[ServiceContext], Sequence[ServiceRegistration]] = lambda _: (),
     projections: Callable[[ServiceContext], Sequence[Projection]] = lambda _: (),
@@ -36,7 +33,7 @@ def definition(
 ) -> ServiceDefinition:
     return ServiceDefinition(
         name=SERVICE_NAME,
-        migrations=migrations_dir(),
+        migrations=migrations_dir(__file__),
         grpc_services=grpc_services,
         projections=projections,
         background=background,
