@@ -206,6 +206,9 @@ class RoutingEngine(RoutingState):
         super().__init__(tenant_id, explain_capacity=explain_capacity)
         digest = hashlib.sha256(tenant_id.encode()).digest()
         self._tenant_bits = int.from_bytes(digest[:8], "big") >> 4
+        self._bind_handlers()
+
+    def _bind_handlers(self) -> None:
         self._handlers: dict[type[Any], Callable[[_Run, Any], None]] = {
             ConfigureQueue: self._configure_queue,
             ConfigureAgent: self._configure_agent,
@@ -228,6 +231,16 @@ class RoutingEngine(RoutingState):
             TimerKind.PREFERRED_TIMEOUT: self._preferred_due,
             TimerKind.MAX_WAIT: self._max_wait_due,
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For snapshots: the state, without the bound handler tables (rebuilt on load)."""
+        state = dict(self.__dict__)
+        del state["_handlers"], state["_timer_handlers"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_handlers()
 
     @classmethod
     def from_events(
