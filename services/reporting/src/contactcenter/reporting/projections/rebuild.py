@@ -8,8 +8,10 @@ they wait), folds the events that arrived during the replay, renames the tables 
 generation; the live projection sees the new generation and reloads its memory from the new
 tables before its next batch.
 
-`rebuild()` is what the service's CLI (`python -m contactcenter.reporting rebuild`) calls; an
-operator CLI can call the same function.
+`rebuild()` is the rebuild; `rebuild_database()` opens the database (and applies reporting's
+migrations) around it, and `rebuild_with_progress()` shows a progress bar while it runs. The
+service's CLI (`python -m contactcenter.reporting rebuild`) and the operator CLI
+(`ccctl rebuild`) both call `rebuild_with_progress()`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -29,6 +32,9 @@ from contactcenter.reporting.projections.store import (
     quote,
     write_changes,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: progress(done, total) after each chunk.
 Progress = Callable[[int, int], None]
@@ -112,3 +118,45 @@ async def rebuild(
                 "returning generation"
             )
     return RebuildResult(done, time.perf_counter() - started, generation)
+
+
+async def rebuild_database(
+    database_url: str, schema: str = "reporting", progress: Progress | None = None
+) -> RebuildResult:
+    """`rebuild()` on reporting's database (its migrations applied first: an empty database
+    rebuilds to empty read models)."""
+    from contactcenter.eventstore import apply_migrations, create_pool
+    from contactcenter.reporting.main import reporting_migrations
+
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await apply_migrations(pool, schema, [reporting_migrations()])
+        return await rebuild(pool, schema, progress)
+    finally:
+        await pool.close()
+
+
+async def rebuild_with_progress(
+    database_url: str, schema: str = "reporting", console: Console | None = None
+) -> RebuildResult:
+    """`rebuild_database()` with a progress bar (on `console`, default stdout)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("replaying events", total=None)
+        return await rebuild_database(
+            database_url, schema, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+
+
+def summary(result: RebuildResult) -> str:
+    return (
+        f"rebuilt from {result.events} events in {result.seconds:.1f} s "
+        f"({result.events_per_s:,.0f} events/s); generation {result.generation} swapped in"
+    )
