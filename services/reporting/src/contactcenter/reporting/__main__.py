@@ -43,10 +43,12 @@ def main(argv: list[str] | None = None) -> None:
             settings = settings.model_copy(update={"database_url": args.database_url})
         sys.exit(asyncio.run(run_rebuild(settings)))
     elif args.command == "token":
+        from datetime import timedelta
+
         from contactcenter.grpckit import Role, issue_token
 
         settings = ReportingSettings()
-        token = issue_token(args.tenant, [Role.SUPERVISOR], "wallboard")
+        token = issue_token(args.tenant, [Role.SUPERVISOR], "wallboard", ttl=timedelta(hours=24))
         print(token)
         print(f"http://{settings.http_host}:{settings.http_port}/?token={token}")
     else:
