@@ -63,25 +63,31 @@ async def _replay(
     total: int,
     done: int,
 ) -> tuple[int, int]:
-    """Fold inbox rows with after < seq <= until; returns (last seq, events folded)."""
+    """Fold inbox rows with after < seq <= until; returns (last seq, events folded).
+
+    One ordered scan through a server-side cursor, read in chunks (a `limit` query per chunk
+    may be planned as a full scan and sort each time while the table has no statistics yet,
+    e.g. right after a bulk load: quadratic)."""
     s = quote(schema)
     last = after
     bound = "" if until is None else f" and seq <= {int(until)}"
-    while True:
-        rows = await conn.fetch(
+    async with conn.transaction():
+        cursor = await conn.cursor(
             f"select seq, tenant_id, type, at_ms, data from {s}.inbox "
-            f"where seq > $1{bound} order by seq limit {CHUNK}",
-            last,
+            f"where seq > $1{bound} order by seq",
+            after,
         )
-        if not rows:
-            return last, done
         apply = state.apply
-        for r in rows:
-            apply(read_fact(r["type"], r["tenant_id"], r["at_ms"], r["data"]))
-        last = rows[-1]["seq"]
-        done += len(rows)
-        if progress is not None:
-            progress(done, max(total, done))
+        while True:
+            rows = await cursor.fetch(CHUNK)
+            if not rows:
+                return last, done
+            for r in rows:
+                apply(read_fact(r[2], r[1], r[3], r[4]))
+            last = rows[-1][0]
+            done += len(rows)
+            if progress is not None:
+                progress(done, max(total, done))
 
 
 async def rebuild(
