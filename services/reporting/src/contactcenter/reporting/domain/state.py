@@ -9,6 +9,13 @@ and "today", 1-minute ones for the rolling windows). Both serialise to rows (`en
 
 The fold's clock is the events' own time (the latest `at` of the tenant): pruning of minute
 buckets and the day of an agent's totals depend on the events only, never on the wall clock.
+
+Memory is bounded: it holds the minute buckets of the rolling windows and the 15-minute buckets
+of the tenant's local today (the clock's day). When the clock enters a new local day, the older
+15-minute buckets leave memory (their rows stay: the history lives in PostgreSQL); one with
+changes not written yet is handed over in `evicted`. A contact counted into a bucket that left
+memory (e.g. answered today after waiting since yesterday) goes into `late` as a delta that is
+added to the stored row (`drain_history`).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from contactcenter.reporting.domain import facts as f
 from contactcenter.reporting.domain.intervals import bucket_start, day_start, local_date, zone
-from contactcenter.reporting.domain.metrics import Counters
+from contactcenter.reporting.domain.metrics import COUNTER_FIELDS, Counters
 from contactcenter.reporting.domain.values import (
     ACTIVITY_OF_ROUTING_STATE,
     DEFAULT_SHORT_ABANDON_S,
@@ -40,6 +47,19 @@ CONTACT: Final = "contact"
 
 #: (queue_id, channel, minutes, start_ms)
 BucketKey = tuple[str, str, int, int]
+
+#: A day is 23 to 25 hours long: from a local midnight, +25 h is in the next local day.
+_DAY_AND_MORE_MS: Final = 25 * 3_600_000
+
+
+def merge_delta(into: Counters, delta: Counters) -> None:
+    """Add a late delta to a bucket's counters; the delta's thresholds are the newer ones."""
+    for name in COUNTER_FIELDS:
+        setattr(into, name, getattr(into, name) + getattr(delta, name))
+    into.sl_threshold_s = delta.sl_threshold_s
+    into.short_abandon_threshold_s = delta.short_abandon_threshold_s
+
+
 #: (kind, key)
 EntityKey = tuple[str, str]
 
@@ -219,6 +239,14 @@ class TenantState:
         self._minute_floor = 0
         #: The minute buckets held (pruning looks at these only).
         self._minute_keys: set[BucketKey] = set()
+        #: 15-minute buckets starting before this (local today's start) are not in memory.
+        self._history_floor = 0
+        #: Where the clock's next local day starts (the floor moves then).
+        self._next_day = 0
+        #: Buckets that left memory with changes not written yet (their full counters).
+        self.evicted: dict[BucketKey, Counters] = {}
+        #: Counted into buckets no longer in memory: deltas to add to the stored rows.
+        self.late: dict[BucketKey, Counters] = {}
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -232,6 +260,7 @@ class TenantState:
     def _set_zone(self, name: str) -> None:
         self.time_zone = name
         self.tz = zone(name)
+        self._next_day = 0  # today's bounds move with the zone (the floor never goes back)
 
     # --- counters ---------------------------------------------------------------------------
 
@@ -253,6 +282,13 @@ class TenantState:
     def _bucket(self, key: BucketKey, settings: QueueSettings) -> Counters:
         c = self.buckets.get(key)
         if c is None:
+            if key[2] != 1 and key[3] < self._history_floor:
+                c = self.late.get(key)
+                if c is None:
+                    c = self.late[key] = Counters()
+                c.sl_threshold_s = settings.threshold_s
+                c.short_abandon_threshold_s = settings.short_abandon_s
+                return c
             c = self.buckets[key] = Counters()
             if key[2] == 1:
                 self._minute_keys.add(key)
@@ -272,6 +308,21 @@ class TenantState:
                     self._minute_keys.discard(key)
                     del self.buckets[key]
                     self.dirty_buckets.add(key)
+            if at >= self._next_day:
+                self._new_day(at)
+
+    def _new_day(self, at: int) -> None:
+        """The clock is in a new local day: older 15-minute buckets leave memory."""
+        today = day_start(at, self.tz)
+        self._next_day = day_start(today + _DAY_AND_MORE_MS, self.tz)
+        if today <= self._history_floor:
+            return
+        self._history_floor = today
+        for key in [k for k in self.buckets if k[2] != 1 and k[3] < today]:
+            counters = self.buckets.pop(key)
+            if key in self.dirty_buckets:
+                self.dirty_buckets.discard(key)
+                self.evicted[key] = counters
 
     # --- waiting ----------------------------------------------------------------------------
 
@@ -510,6 +561,11 @@ class TenantState:
         keys += [(CONTACT, k) for k in self.contacts]
         return keys
 
+    @property
+    def history_floor(self) -> int:
+        """15-minute buckets starting before this are kept in PostgreSQL only."""
+        return self._history_floor
+
     def load_entity(self, kind: str, key: str, d: dict[str, Any]) -> None:
         if kind == TENANT:
             self._set_zone(d["time_zone"])
@@ -517,6 +573,8 @@ class TenantState:
             self._minute_floor = (
                 self.clock - self.clock % MINUTE_MS - (MINUTE_BUCKETS_KEPT - 1) * MINUTE_MS
             )
+            if self.clock:
+                self._new_day(self.clock)
         elif kind == QUEUE:
             self.queues[key] = QueueSettings.from_json(key, d)
         elif kind == AGENT:
@@ -528,10 +586,20 @@ class TenantState:
                 self.waiting.setdefault(c.queue_id, {})[key] = c.entered_at
 
     def load_bucket(self, key: BucketKey, counters: Counters) -> None:
+        """A stored row (one of history, before the floor, stays out of memory)."""
+        self.series.add((key[0], key[1]))
+        if key[2] != 1 and key[3] < self._history_floor:
+            return
         self.buckets[key] = counters
         if key[2] == 1:
             self._minute_keys.add(key)
-        self.series.add((key[0], key[1]))
+
+    def drain_history(self) -> tuple[dict[BucketKey, Counters], dict[BucketKey, Counters]]:
+        """The buckets that left memory with unwritten changes (write them as they are), and
+        the late deltas (add them to the stored rows, after the former); and forget both."""
+        out = (self.evicted, self.late)
+        self.evicted, self.late = {}, {}
+        return out
 
     def drain(self) -> tuple[set[EntityKey], set[BucketKey]]:
         """What changed since the last drain (for writing), and forget it."""
