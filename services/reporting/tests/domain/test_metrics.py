@@ -11,7 +11,13 @@ from contactcenter.reporting.domain.intervals import bucket_start, buckets_of_lo
 from contactcenter.reporting.domain.metrics import Counters, service_level
 from contactcenter.reporting.domain.state import ReportingState
 from contactcenter.reporting.domain.values import Activity, ServiceLevelVariant, Window
-from contactcenter.reporting.domain.views import agent_view, queue_view, window_counters
+from contactcenter.reporting.domain.views import (
+    agent_view,
+    channel_view,
+    channels,
+    queue_view,
+    window_counters,
+)
 
 T = "t-1"
 T0 = int(datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp() * 1000)  # a 15-minute boundary
@@ -245,3 +251,24 @@ def test_a_new_time_zone_never_moves_the_floor_back() -> None:
     state.apply(queued("c", MIDNIGHT + 6 * H))  # 01:00 in New York: its new day
     assert t.history_floor == MIDNIGHT + 5 * H
     assert all(k[3] >= MIDNIGHT + 5 * H for k in t.buckets if k[2] == 15)
+
+
+def test_emails_count_per_channel_from_the_interactions_stream() -> None:
+    """An email becomes an interaction queued with channel email (interactions' reaction to
+    the email service's events): counted per channel like any contact, no email stream read.
+    One closed by the system while queued (spam) is offered, neither answered nor abandoned."""
+    state = fold(
+        queued("v", T0),
+        queued("e1", T0, channel="email"),
+        queued("e2", T0 + S, channel="email"),
+        f.ContactAnswered(T, T0 + 3 * 60 * S, "e1", "ag", queue_wait_ms=180_000),
+        f.ConversationEnded(T, T0 + 4 * 60 * S, "e2", None, 0, 0),
+        f.ContactCompleted(T, T0 + 4 * 60 * S, "e2"),
+    )
+    t = state.tenants[T]
+    email = channel_view(t, "email", T0 + 5 * 60 * S)
+    today = email.totals[0].counters
+    assert (today.offered, today.answered, today.abandoned) == (2, 1, 0)
+    assert email.waiting == 0
+    assert channel_view(t, "voice", T0 + 5 * 60 * S).totals[0].counters.offered == 1
+    assert channels(t) == ["email", "voice"]
