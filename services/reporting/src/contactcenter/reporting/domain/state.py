@@ -20,6 +20,7 @@ added to the stored row (`drain_history`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -405,67 +406,67 @@ class TenantState:
     # --- the fold ---------------------------------------------------------------------------
 
     def apply(self, fact: f.Fact) -> None:
-        at = fact.at
-        self._tick(at)
-        if isinstance(fact, f.ContactQueued):
-            self._queued(fact)
-        elif isinstance(fact, f.ContactAnswered):
-            self._answered(fact)
-        elif isinstance(fact, f.ContactAbandoned):
-            self._abandoned(fact)
-        elif isinstance(fact, f.ContactFailed):
-            c = self.contacts.get(fact.interaction_id)
-            if c is not None:
-                self._forget(c)
-        elif isinstance(fact, f.ContactTransferred):
-            self._transferred(fact)
-        elif isinstance(fact, f.ConversationEnded):
-            c = self.contacts.get(fact.interaction_id)
-            if c is not None and fact.agent_id:
-                c.pending_ms = fact.agent_talk_ms + fact.agent_hold_ms
-                c.agent_id = fact.agent_id
-                self._touch(c)
-        elif isinstance(fact, f.WrapUpFinished):
-            c = self.contacts.get(fact.interaction_id)
-            if c is not None and c.pending_ms is not None:
-                self._leg_ended(c, fact.agent_id, c.pending_ms + fact.wrap_up_ms, at)
-                c.pending_ms = None
-                c.agent_id = None
-                self._touch(c)
-        elif isinstance(fact, f.ContactCompleted):
-            c = self.contacts.get(fact.interaction_id)
-            if c is not None:
-                if c.pending_ms is not None:
-                    self._leg_ended(c, c.agent_id, c.pending_ms + fact.wrap_up_ms, at)
-                self._forget(c)
-        elif isinstance(fact, f.AgentStateChanged):
-            self._agent_state(fact)
-        elif isinstance(fact, f.AgentConfigured):
-            a = self.agent(fact.agent_id)
-            self._count_agent(a, -1)
-            a.name, a.queues, a.channels = fact.name, fact.queues, fact.channels
-            a.capacity = fact.capacity
-            self._count_agent(a, +1)
-            self._agent_changed(a)
-        elif isinstance(fact, f.QueueConfigured):
-            q = self.queue(fact.queue_id)
-            q.name = fact.name or q.name
-            q.routing_threshold_s = fact.sl_threshold_s
-            q.routing_target_percent = fact.sl_target_percent
-            self.dirty_entities.add((QUEUE, q.queue_id))
-            self.changed_queues.add(q.queue_id)
-        elif isinstance(fact, f.QueueReportingConfigured):
-            q = self.queue(fact.queue_id)
-            q.variant = fact.variant
-            q.short_abandon_s = fact.short_abandon_threshold_s
-            q.fallback_threshold_s = fact.sl_threshold_s
-            q.fallback_target_percent = fact.sl_target_percent
-            self.dirty_entities.add((QUEUE, q.queue_id))
-            self.changed_queues.add(q.queue_id)
-        elif isinstance(fact, f.TenantReportingConfigured):
-            self._set_zone(fact.time_zone)
-            self.dirty_entities.add((TENANT, ""))
-            self.changed_queues.update(self.queues)
+        self._tick(fact.at)
+        handler = _HANDLERS.get(type(fact))
+        if handler is not None:
+            handler(self, fact)
+
+    def _failed(self, fact: f.ContactFailed) -> None:
+        c = self.contacts.get(fact.interaction_id)
+        if c is not None:
+            self._forget(c)
+
+    def _conversation_ended(self, fact: f.ConversationEnded) -> None:
+        c = self.contacts.get(fact.interaction_id)
+        if c is not None and fact.agent_id:
+            c.pending_ms = fact.agent_talk_ms + fact.agent_hold_ms
+            c.agent_id = fact.agent_id
+            self._touch(c)
+
+    def _wrap_up_finished(self, fact: f.WrapUpFinished) -> None:
+        c = self.contacts.get(fact.interaction_id)
+        if c is not None and c.pending_ms is not None:
+            self._leg_ended(c, fact.agent_id, c.pending_ms + fact.wrap_up_ms, fact.at)
+            c.pending_ms = None
+            c.agent_id = None
+            self._touch(c)
+
+    def _completed(self, fact: f.ContactCompleted) -> None:
+        c = self.contacts.get(fact.interaction_id)
+        if c is not None:
+            if c.pending_ms is not None:
+                self._leg_ended(c, c.agent_id, c.pending_ms + fact.wrap_up_ms, fact.at)
+            self._forget(c)
+
+    def _agent_configured(self, fact: f.AgentConfigured) -> None:
+        a = self.agent(fact.agent_id)
+        self._count_agent(a, -1)
+        a.name, a.queues, a.channels = fact.name, fact.queues, fact.channels
+        a.capacity = fact.capacity
+        self._count_agent(a, +1)
+        self._agent_changed(a)
+
+    def _queue_configured(self, fact: f.QueueConfigured) -> None:
+        q = self.queue(fact.queue_id)
+        q.name = fact.name or q.name
+        q.routing_threshold_s = fact.sl_threshold_s
+        q.routing_target_percent = fact.sl_target_percent
+        self.dirty_entities.add((QUEUE, q.queue_id))
+        self.changed_queues.add(q.queue_id)
+
+    def _queue_reporting_configured(self, fact: f.QueueReportingConfigured) -> None:
+        q = self.queue(fact.queue_id)
+        q.variant = fact.variant
+        q.short_abandon_s = fact.short_abandon_threshold_s
+        q.fallback_threshold_s = fact.sl_threshold_s
+        q.fallback_target_percent = fact.sl_target_percent
+        self.dirty_entities.add((QUEUE, q.queue_id))
+        self.changed_queues.add(q.queue_id)
+
+    def _tenant_reporting_configured(self, fact: f.TenantReportingConfigured) -> None:
+        self._set_zone(fact.time_zone)
+        self.dirty_entities.add((TENANT, ""))
+        self.changed_queues.update(self.queues)
 
     def _queued(self, e: f.ContactQueued) -> None:
         c = self.contacts.get(e.interaction_id)
@@ -612,6 +613,25 @@ class TenantState:
         out = (self.changed_queues, self.changed_agents, self.changed_channels)
         self.changed_queues, self.changed_agents, self.changed_channels = set(), set(), set()
         return out
+
+
+#: The fold's step per kind of fact (a dict lookup, not a chain of isinstance checks: the
+#: rebuild folds every event ever consumed).
+_HANDLERS: Final[dict[type[Any], Callable[[TenantState, Any], None]]] = {
+    f.ContactQueued: TenantState._queued,
+    f.ContactAnswered: TenantState._answered,
+    f.ContactAbandoned: TenantState._abandoned,
+    f.ContactFailed: TenantState._failed,
+    f.ContactTransferred: TenantState._transferred,
+    f.ConversationEnded: TenantState._conversation_ended,
+    f.WrapUpFinished: TenantState._wrap_up_finished,
+    f.ContactCompleted: TenantState._completed,
+    f.AgentStateChanged: TenantState._agent_state,
+    f.AgentConfigured: TenantState._agent_configured,
+    f.QueueConfigured: TenantState._queue_configured,
+    f.QueueReportingConfigured: TenantState._queue_reporting_configured,
+    f.TenantReportingConfigured: TenantState._tenant_reporting_configured,
+}
 
 
 class ReportingState:

@@ -16,6 +16,7 @@ service's CLI (`python -m contactcenter.reporting rebuild`) and the operator CLI
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,9 +79,14 @@ async def _replay(
             after,
         )
         apply = state.apply
+        fetching = asyncio.ensure_future(cursor.fetch(CHUNK))
         while True:
-            rows = await cursor.fetch(CHUNK)
-            if not rows:
+            rows = await fetching
+            if len(rows) == CHUNK:
+                # Ask for the next chunk before folding this one: PostgreSQL reads it meanwhile.
+                fetching = asyncio.ensure_future(cursor.fetch(CHUNK))
+                await asyncio.sleep(0)
+            elif not rows:
                 return last, done
             for r in rows:
                 apply(read_fact(r[2], r[1], r[3], r[4]))
@@ -88,6 +94,8 @@ async def _replay(
             done += len(rows)
             if progress is not None:
                 progress(done, max(total, done))
+            if len(rows) < CHUNK:
+                return last, done
 
 
 async def rebuild(
