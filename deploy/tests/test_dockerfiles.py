@@ -239,7 +239,7 @@ def test_the_builder_step_makes_an_environment_that_runs_the_service(
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy(ROOT / name, context / name)
     ignore = shutil.ignore_patterns("tests", "__pycache__", "*.pyc", ".venv")
-    for name in ("libs", "services"):
+    for name in ("libs", "services", "apps"):
         shutil.copytree(ROOT / name, context / name, ignore=ignore)
     app = tmp_path / "app"
     app.mkdir()
