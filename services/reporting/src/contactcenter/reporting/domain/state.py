@@ -229,7 +229,8 @@ class TenantState:
         self.queue_agents: dict[str, dict[Activity, int]] = {}
         #: channel -> activity -> agents serving the channel in it.
         self.channel_agents: dict[str, dict[Activity, int]] = {}
-        #: (queue, channel) pairs seen (the series of the history and the rolling windows).
+        #: (queue, channel) pairs of the buckets in memory (today, the rolling windows) and of
+        #: every contact counted since the state was loaded.
         self.series: set[tuple[str, str]] = set()
         # Changes since the last drain():
         self.dirty_entities: set[EntityKey] = set()
@@ -563,6 +564,11 @@ class TenantState:
         return keys
 
     @property
+    def minute_floor(self) -> int:
+        """Minute buckets starting before this are gone (out of the rolling windows)."""
+        return self._minute_floor
+
+    @property
     def history_floor(self) -> int:
         """15-minute buckets starting before this are kept in PostgreSQL only."""
         return self._history_floor
@@ -588,9 +594,9 @@ class TenantState:
 
     def load_bucket(self, key: BucketKey, counters: Counters) -> None:
         """A stored row (one of history, before the floor, stays out of memory)."""
-        self.series.add((key[0], key[1]))
         if key[2] != 1 and key[3] < self._history_floor:
             return
+        self.series.add((key[0], key[1]))
         self.buckets[key] = counters
         if key[2] == 1:
             self._minute_keys.add(key)

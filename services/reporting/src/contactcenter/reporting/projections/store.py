@@ -45,15 +45,12 @@ async def load_state(conn: PgConnection, schema: str) -> ReportingState:
     )
     for r in rows:
         state.tenant(r["tenant_id"]).load_entity(r["kind"], r["key"], json.loads(r["data"]))
-    # Memory holds today's 15-minute buckets (and the minute ones); the series (queue and
-    # channel pairs) come from the whole history.
-    for r in await conn.fetch(f"select distinct tenant_id, queue_id, channel from {s}.{BUCKETS}"):
-        state.tenant(r["tenant_id"]).series.add((r["queue_id"], r["channel"]))
-    floors = [t.history_floor for t in state.tenants.values()]
+    # Memory holds today's 15-minute buckets and the minute ones: a range of start times (the
+    # history stays in PostgreSQL).
+    floors = [min(t.history_floor, t.minute_floor) for t in state.tenants.values()]
     cols = ", ".join(BUCKET_COLUMNS)
     for r in await conn.fetch(
-        f"select {cols} from {s}.{BUCKETS} where minutes = 1 or start_ms >= $1",
-        min(floors, default=0),
+        f"select {cols} from {s}.{BUCKETS} where start_ms >= $1", min(floors, default=0)
     ):
         key = (r["queue_id"], r["channel"], r["minutes"], r["start_ms"])
         state.tenant(r["tenant_id"]).load_bucket(key, Counters.from_row(tuple(r)[5:]))
