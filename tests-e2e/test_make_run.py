@@ -1,9 +1,10 @@
 """`make run` as a user meets it: the infra and every service come up healthy, the traffic
-simulator makes real contacts that agents answer, and Ctrl-C (or a killed launcher) leaves no
-process behind."""
+simulator makes real contacts that agents answer, the wallboard URL printed on the console
+shows them counted, and Ctrl-C (or a killed launcher) leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -11,8 +12,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psutil
 import pytest
@@ -78,12 +82,48 @@ def test_killed_launcher_leaves_no_orphans(tmp_path: Path) -> None:
     assert alive == [], f"orphans left running: {alive}"
 
 
+def _printed_wallboard_url(lines: list[str], tenant: str, within_s: float = 30) -> str:
+    """The wallboard URL the console shows (the simulator prints it once it started)."""
+    deadline = time.monotonic() + within_s
+    pattern = re.compile(rf"live wallboard of tenant {re.escape(tenant)}: (http\S+)")
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            if match := pattern.search(line):
+                return match.group(1)
+        time.sleep(0.5)
+    raise AssertionError(f"no wallboard URL printed; console:\n{''.join(lines)}")
+
+
+def _wallboard_counts(url: str, within_s: float) -> dict[str, dict[str, Any]]:
+    """Follow the wallboard's server-sent events (as its page does) until today's tiles show
+    offered and answered contacts, or the time is up; the latest tile of each queue."""
+    parts = urlsplit(url)
+    feed = urlunsplit((parts.scheme, parts.netloc, "/api/wallboard/events", parts.query, ""))
+    queues: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + within_s
+    with urllib.request.urlopen(feed, timeout=20) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("data: "):
+                for q in json.loads(line[6:])["queues"]:
+                    queues[q["queue_id"]] = q
+                tiles = queues.values()
+                if sum(q["offered"] for q in tiles) and sum(q["answered"] for q in tiles):
+                    break
+            if time.monotonic() > deadline:
+                break
+    return queues
+
+
 def test_the_simulator_makes_contacts_that_agents_answer(tmp_path: Path) -> None:
     import grpc
 
     from contactcenter.grpckit import Role, issue_token, metadata_for
     from contactcenter.interactions.v1 import interactions_pb2 as ipb
     from contactcenter.interactions.v1 import interactions_pb2_grpc as ipb_grpc
+    from contactcenter.reporting.v1 import reporting_pb2 as rpb
+    from contactcenter.reporting.v1 import reporting_pb2_grpc as rpb_grpc
 
     tenant = f"e2e-sim-{uuid.uuid4().hex[:8]}"
     sim_args = (
@@ -118,6 +158,26 @@ def test_the_simulator_makes_contacts_that_agents_answer(tmp_path: Path) -> None
         assert all(i.agent_id.startswith("agent-") for i in handled)
         assert completed, "no contact went through wrap-up to COMPLETED"
         assert any(line.startswith("  sim | sim ") for line in lines), "".join(lines)
+
+        # The live wallboard: the URL the console prints works as is, and its feed (the
+        # page's server-sent events) counts the simulated contacts.
+        url = _printed_wallboard_url(lines, tenant)
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200 and "EventSource" in page.read().decode()
+        queues = _wallboard_counts(url, within_s=60)
+        offered = sum(q["offered"] for q in queues.values())
+        answered = sum(q["answered"] for q in queues.values())
+        assert offered > 0 and answered > 0, queues
+        # Reporting's QueueStats (gRPC) with the same token says the same.
+        token = parse_qs(urlsplit(url).query)["token"][0]
+        match = re.search(r"reporting\s+grpc (\S+)", "".join(lines))
+        assert match is not None, "".join(lines)
+        with grpc.insecure_channel(match.group(1)) as channel:
+            stats = rpb_grpc.ReportingServiceStub(channel).QueueStats(
+                rpb.QueueStatsRequest(), metadata=metadata_for(token), timeout=10
+            )
+        today = [q.totals[0] for q in stats.queues]
+        assert sum(t.offered for t in today) > 0 and sum(t.answered for t in today) > 0, stats
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)

@@ -3,10 +3,7 @@ service is exit 4, a missing reporting service is exit 7."""
 
 from __future__ import annotations
 
-import sys
-import types
 import uuid
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -35,7 +32,6 @@ COMMANDS = [
     ["tail"],
     ["report", "intervals"],
     ["rebuild"],
-    ["replay"],
 ]
 
 
@@ -102,36 +98,10 @@ def test_tail_against_no_broker_is_exit_4() -> None:
     assert result.exit_code == Exit.UNAVAILABLE, result.output
 
 
-def test_rebuild_without_the_reporting_service_is_exit_7(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(sys.modules, "contactcenter.reporting.rebuild", None)  # not importable
-    for command in ("rebuild", "replay"):
-        result = runner.invoke(app, [command])
-        assert result.exit_code == Exit.NOT_INSTALLED, result.output
-        assert "reporting service not installed" in result.output
-
-
-def test_rebuild_calls_reporting_with_what_it_accepts_and_shows_progress(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[dict[str, Any]] = []
-
-    async def rebuild(*, projections: list[str] | None, progress: Any, from_scratch: bool) -> str:
-        calls.append({"projections": projections, "from_scratch": from_scratch})
-        for done in range(0, 101, 20):
-            progress(done, 100, "queue_stats")
-        return "2 projections rebuilt"
-
-    module = types.ModuleType("contactcenter.reporting.rebuild")
-    module.rebuild = rebuild  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "contactcenter.reporting.rebuild", module)
-    result = runner.invoke(app, ["rebuild", "--projection", "queue_stats"])
-    assert result.exit_code == 0, result.output
-    assert calls == [{"projections": ["queue_stats"], "from_scratch": True}]
-    assert "100/100" in result.output and "2 projections rebuilt" in result.output
-    assert runner.invoke(app, ["replay"]).exit_code == 0
-    assert calls[-1] == {"projections": None, "from_scratch": False}
+def test_rebuild_against_no_database_is_exit_4() -> None:
+    result = runner.invoke(app, ["rebuild", "--database-url", "postgresql://x@127.0.0.1:1/db"])
+    assert result.exit_code == Exit.UNAVAILABLE, result.output
+    assert "reporting's database did not answer" in result.output
 
 
 def test_one_readable_line_per_cloudevent() -> None:

@@ -1,6 +1,5 @@
-"""The real `ccctl` (a subprocess) against real services started in the test: routing and
-interactions on the real PostgreSQL and broker, and a small real reporting gRPC server for the
-interval CSV export."""
+"""The real `ccctl` (a subprocess) against real services started in the test: routing,
+interactions and reporting on the real PostgreSQL and broker."""
 
 from __future__ import annotations
 
@@ -8,32 +7,34 @@ import asyncio
 import csv
 import io
 import os
+import re
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import pytest
+from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
-from contactcenter.ccctl.cli import Exit, app
+from contactcenter.ccctl.cli import CSV_COLUMNS, Exit, app
 from contactcenter.common.v1 import common_pb2
-from contactcenter.grpckit import (
-    GrpcServerSettings,
-    Role,
-    ServiceRegistration,
-    create_server,
-    issue_token,
-    metadata_for,
-)
+from contactcenter.grpckit import Role, issue_token, metadata_for
+from contactcenter.infra.postgres import database_url_for
 from contactcenter.interactions.config import InteractionsSettings
 from contactcenter.interactions.main import create_app as create_interactions
 from contactcenter.interactions.v1 import interactions_pb2 as ipb
 from contactcenter.interactions.v1 import interactions_pb2_grpc as ipb_grpc
+from contactcenter.messaging.cloudevents import EventEnvelope, encode
+from contactcenter.reporting.config import ReportingSettings
+from contactcenter.reporting.main import ReportingApp
+from contactcenter.reporting.main import create_app as create_reporting
+from contactcenter.reporting.projections.store import dump_tables
 from contactcenter.reporting.v1 import reporting_pb2 as rep
 from contactcenter.reporting.v1 import reporting_pb2_grpc as rep_grpc
 from contactcenter.routing.config import RoutingSettings
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from contactcenter.testing.fixtures import TestInfra
 
 runner = CliRunner()
+T = TypeVar("T")
 
 
 @dataclass
@@ -197,80 +199,174 @@ async def test_operating_queues_agents_contacts_events_and_decisions(
     assert f"offer_id={offer.offer_id}" in r.out
 
 
-class _Reporting(rep_grpc.ReportingServiceServicer):
-    """A small real reporting server: two pages of interval records for the caller's tenant."""
+@dataclass
+class Reporting:
+    app: ReportingApp
+    address: str
+    database_url: str
+    producer: AIOKafkaProducer
 
-    def __init__(self) -> None:
-        self.requests: list[rep.IntervalHistoryRequest] = []
-
-    async def IntervalHistory(
-        self, request: rep.IntervalHistoryRequest, context: Any
-    ) -> rep.IntervalHistoryResponse:
-        self.requests.append(request)
-        start = request.range.start_time.ToDatetime(tzinfo=UTC)
-        page = int(request.page.page_token or "0")
-        records = []
-        for i in range(2):
-            at = start + timedelta(minutes=request.interval_minutes * (page * 2 + i))
-            record = rep.IntervalRecord(
-                queue_id="sales",
-                channel=common_pb2.CHANNEL_VOICE,
-                interval_minutes=request.interval_minutes,
-                offered=10 + i,
-                answered=8,
-                abandoned=2,
-                handled=7,
-                handle_time_ms_total=2_100_000,
-                service_level_threshold_s=20,
+    async def publish(self, tenant_id: str, event_type: str, data: dict[str, Any], at: datetime):
+        context = event_type.split(".", 1)[0]
+        record = encode(
+            EventEnvelope(
+                id=uuid.uuid4(),
+                type=event_type,
+                source=f"/contactcenter/{context}",
+                subject=f"{context}/{tenant_id}/x",
+                time=at,
+                tenant_id=tenant_id,
+                data=data,
             )
-            record.interval_start.FromDatetime(at)
-            records.append(record)
-        return rep.IntervalHistoryResponse(
-            records=records,
-            page=common_pb2.PageResponse(next_page_token="1" if page == 0 else ""),
+        )
+        await self.producer.send_and_wait(
+            f"cc.{context}.events.v1", value=record.value, key=record.key, headers=record.headers
         )
 
-
-async def test_interval_history_exports_every_page_as_csv(tmp_path: Path) -> None:
-    servicer = _Reporting()
-    server = create_server(
-        GrpcServerSettings(),
-        [
-            ServiceRegistration(
-                descriptor=rep.DESCRIPTOR.services_by_name["ReportingService"],
-                servicer=servicer,
-                add_to_server=rep_grpc.add_ReportingServiceServicer_to_server,
+    async def queue_stats(self, tenant_id: str) -> rep.QueueStatsResponse:
+        md = metadata_for(issue_token(tenant_id, (Role.SUPERVISOR,), "test"))
+        async with grpc.aio.insecure_channel(self.address) as channel:
+            reply: rep.QueueStatsResponse = await rep_grpc.ReportingServiceStub(channel).QueueStats(
+                rep.QueueStatsRequest(), metadata=md
             )
-        ],
+            return reply
+
+
+@pytest.fixture
+async def reporting(infra: TestInfra) -> AsyncIterator[Reporting]:
+    """The real reporting service (its own consumer group: another one may share the broker)."""
+    async with temporary_database(infra.database_url, "test_ccctl_reporting") as url:
+        app = create_reporting(
+            ReportingSettings(
+                **service_test_settings(url, infra.kafka_bootstrap),
+                http_port=0,
+                projection_group_id=f"reporting.ccctl-test.{uuid.uuid4().hex[:8]}",
+            )
+        )
+        async with serving(app):
+            assert app.grpc is not None
+            producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+            await producer.start()
+            try:
+                yield Reporting(app, app.grpc.address, url, producer)
+            finally:
+                await producer.stop()
+
+
+async def _eventually(check: Callable[[], Awaitable[T]], within_s: float = 30.0) -> T:
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return await check()
+        except (AssertionError, ValueError):  # ValueError: `(one,) = items` not there yet
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def test_interval_csv_export_and_rebuild_against_the_reporting_service(
+    reporting: Reporting, tenant_id: str, tmp_path: Path
+) -> None:
+    # Three voice contacts enter `sales` 20 minutes ago: one answered in 4 s, one abandoned.
+    entered = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    for i in range(3):
+        await reporting.publish(
+            tenant_id,
+            "interactions.InteractionQueued.v1",
+            {"interaction_id": f"c{i}", "queue_id": "sales", "channel": "voice"},
+            entered,
+        )
+    await reporting.publish(
+        tenant_id,
+        "interactions.InteractionConnected.v1",
+        {"interaction_id": "c0", "agent_id": "a-1", "queue_wait_ms": 4000},
+        entered + timedelta(seconds=4),
     )
-    await server.start()
-    await server.health.mark_ready("database")
-    try:
-        target = tmp_path / "intervals.csv"
+    await reporting.publish(
+        tenant_id,
+        "interactions.InteractionAbandoned.v1",
+        {"interaction_id": "c1", "queue_wait_ms": 9000},
+        entered + timedelta(seconds=9),
+    )
+
+    async def counted() -> None:
+        (q,) = (await reporting.queue_stats(tenant_id)).queues
+        assert (q.totals[0].offered, q.totals[0].answered, q.totals[0].abandoned) == (3, 1, 1)
+
+    await _eventually(counted)
+
+    # The CSV export: every page (page size 1), one dense row per 15-minute bucket.
+    base = ["--tenant", tenant_id, "--reporting", reporting.address]
+    since = entered.replace(minute=entered.minute - entered.minute % 15) - timedelta(minutes=30)
+    until = since + timedelta(minutes=90)
+    target = tmp_path / "intervals.csv"
+
+    async def exported() -> list[dict[str, str]]:
         r = await ccctl_process(
-            "--tenant", "acme", "--reporting", server.address, "report", "intervals",
-            "--from", "2026-03-02T08:00:00Z", "--to", "2026-03-02T10:00:00Z",
-            "--interval", "30", "--queue", "sales", "-o", str(target),
+            *base, "report", "intervals", "--from", since.isoformat(), "--to", until.isoformat(),
+            "--queue", "sales", "--page-size", "1", "-o", str(target),
         )  # fmt: skip
         assert r.code == 0, r.err
-        assert "4 interval rows written" in r.err
         rows = list(csv.DictReader(io.StringIO(target.read_text())))
-        assert len(rows) == 4
-        assert rows[0]["queue_id"] == "sales" and rows[0]["channel"] == "voice"
-        assert rows[0]["interval_start"] == "2026-03-02T08:00:00Z"
-        assert rows[3]["interval_start"] == "2026-03-02T09:30:00Z"
-        assert rows[1]["offered"] == "11" and rows[0]["handle_time_ms_total"] == "2100000"
-        first = servicer.requests[0]
-        assert list(first.queue_ids) == ["sales"] and first.interval_minutes == 30
-        assert first.range.start_time.ToDatetime(tzinfo=UTC) == datetime(2026, 3, 2, 8, tzinfo=UTC)
-        assert [q.page.page_token for q in servicer.requests] == ["", "1"]
+        assert sum(int(row["offered"]) for row in rows) == 3, rows  # written to PostgreSQL
+        assert f"{len(rows)} interval rows written" in r.err
+        return rows
 
-        # To stdout as well; a bad token is exit 6.
-        r = await ccctl("--reporting", server.address, "report", "intervals", "--from", "-1h")
-        assert r.code == 0 and r.out.startswith("queue_id,channel,interval_start"), r.err
-        r = await ccctl(
-            "--reporting", server.address, "--token", "not-a-jwt", "report", "intervals"
-        )
-        assert r.code == Exit.NOT_ALLOWED, r
-    finally:
-        await server.stop(0)
+    rows = await _eventually(exported)
+    assert len(rows) == 6  # 90 minutes of 15-minute buckets, including the empty ones
+    assert {(row["queue_id"], row["channel"], row["interval_minutes"]) for row in rows} == {
+        ("sales", "voice", "15")
+    }
+    starts = [datetime.fromisoformat(row["interval_start"]) for row in rows]
+    assert starts == sorted(starts) and starts[1] - starts[0] == timedelta(minutes=15)
+    (busy,) = [row for row in rows if row["offered"] != "0"]
+    bucket = datetime.fromisoformat(busy["interval_start"])
+    assert bucket <= entered < bucket + timedelta(minutes=15)
+    assert (busy["answered"], busy["abandoned"], busy["answer_wait_ms_total"]) == ("1", "1", "4000")
+    assert busy["answered_within_threshold"] == "1"
+
+    # 30-minute intervals to stdout; another tenant sees nothing of this one's.
+    r = await ccctl(*base, "report", "intervals", "--from", "-2h", "--interval", "30")
+    assert r.code == 0, r.err
+    lines = r.out.strip().splitlines()
+    assert lines[0].startswith("queue_id,channel,interval_start")
+    assert sum(int(line.split(",")[4]) for line in lines[1:]) == 3
+    r = await ccctl("--tenant", f"{tenant_id}-other", "--reporting", reporting.address,
+                    "report", "intervals", "--from", "-2h")  # fmt: skip
+    assert r.code == 0 and r.out.strip().splitlines() == [",".join(CSV_COLUMNS)], r.out
+    r = await ccctl(*base, "--token", "not-a-jwt", "report", "intervals")
+    assert r.code == Exit.NOT_ALLOWED, r
+
+    # rebuild: the same function as `python -m contactcenter.reporting rebuild`; the rebuilt
+    # read models equal the live ones, and the running service swaps them in and goes on.
+    pool = reporting.app.context.pool
+    async with pool.acquire() as conn:
+        before = await dump_tables(conn, "reporting")
+    generation = reporting.app.projection.generation if reporting.app.projection else 0
+    r = await ccctl_process("rebuild", "--database-url", reporting.database_url)
+    assert r.code == 0, r.err
+    match = re.search(r"rebuilt from (\d+) events .* generation (\d+) swapped in", r.out)
+    assert match is not None, r.out
+    assert int(match.group(1)) >= 5 and int(match.group(2)) == generation + 1
+    async with pool.acquire() as conn:
+        assert await dump_tables(conn, "reporting") == before
+    await reporting.publish(
+        tenant_id,
+        "interactions.InteractionQueued.v1",
+        {"interaction_id": "c9", "queue_id": "sales", "channel": "voice"},
+        datetime.now(UTC),
+    )
+
+    async def goes_on() -> None:
+        (q,) = (await reporting.queue_stats(tenant_id)).queues
+        assert q.totals[0].offered == 4 and q.waiting == 2
+        assert reporting.app.projection is not None
+        assert reporting.app.projection.generation == generation + 1
+
+    await _eventually(goes_on)
+
+    # A database that is not there is exit 3.
+    missing = database_url_for(reporting.database_url, "no_such_database")
+    r = await ccctl("rebuild", "--database-url", missing)
+    assert r.code == Exit.NOT_FOUND, r
+    assert "does not exist" in r.err

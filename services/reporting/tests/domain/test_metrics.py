@@ -11,7 +11,13 @@ from contactcenter.reporting.domain.intervals import bucket_start, buckets_of_lo
 from contactcenter.reporting.domain.metrics import Counters, service_level
 from contactcenter.reporting.domain.state import ReportingState
 from contactcenter.reporting.domain.values import Activity, ServiceLevelVariant, Window
-from contactcenter.reporting.domain.views import agent_view, queue_view, window_counters
+from contactcenter.reporting.domain.views import (
+    agent_view,
+    channel_view,
+    channels,
+    queue_view,
+    window_counters,
+)
 
 T = "t-1"
 T0 = int(datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp() * 1000)  # a 15-minute boundary
@@ -196,3 +202,73 @@ def test_intervals_align_in_the_tenant_time_zone() -> None:
     assert local.minute % 15 == 0 and local.second == 0
     # 09:01 UTC is 14:46 local: its 30-minute bucket starts at 14:30 local = 08:45 UTC
     assert bucket_start(T0 + 60 * S, 30, zone("Asia/Kathmandu")) == T0 - 15 * 60 * S
+
+
+H = 3600 * S
+MIDNIGHT = int(datetime(2026, 3, 3, tzinfo=UTC).timestamp() * 1000)  # the day after T0
+
+
+def test_memory_keeps_today_and_hands_over_history_and_late_counts() -> None:
+    state = fold(
+        queued("a", T0),
+        f.ContactAnswered(T, T0 + 5 * S, "a", "ag", queue_wait_ms=5_000),
+        queued("b", MIDNIGHT - 5 * 60 * S),  # 23:55, still waiting at midnight
+    )
+    t = state.tenants[T]
+    t.drain()
+    t.drain_history()
+    # Only what changed after the last write leaves memory with its counters: the 23:45 bucket.
+    state.apply(f.ContactAbandoned(T, MIDNIGHT - 60 * S, "x", queue_wait_ms=1))  # unknown: no-op
+    state.apply(queued("c", MIDNIGHT - 2 * 60 * S))
+    state.apply(queued("d", MIDNIGHT + 10 * 60 * S))  # the clock enters the next day
+    history = {k[3]: c for k, c in t.buckets.items() if k[2] == 15}
+    assert sorted(history) == [MIDNIGHT]
+    assert t.history_floor == MIDNIGHT
+    evicted, late = t.drain_history()
+    last_quarter = MIDNIGHT - 15 * 60 * S
+    assert {k[3]: c.offered for k, c in evicted.items()} == {last_quarter: 2}
+    assert late == {}
+    # b is answered today: counted where it entered (yesterday 23:45), as a delta to add.
+    state.apply(f.ContactAnswered(T, MIDNIGHT + 20 * 60 * S, "b", "ag", queue_wait_ms=25 * 60 * S))
+    _, late = t.drain_history()
+    ((key, delta),) = late.items()
+    assert key == ("q1", "voice", 15, last_quarter)
+    assert (delta.offered, delta.answered, delta.answer_wait_ms_total) == (0, 1, 25 * 60 * S)
+    assert delta.sl_threshold_s == 20
+    # Today's tile counts today's contacts only.
+    today = queue_view(t, "q1", MIDNIGHT + 30 * 60 * S).totals[0]
+    assert (today.counters.offered, today.counters.answered) == (1, 0)
+    assert t.drain_history() == ({}, {})
+
+
+def test_a_new_time_zone_never_moves_the_floor_back() -> None:
+    state = fold(queued("a", MIDNIGHT + 2 * H))
+    t = state.tenants[T]
+    assert t.history_floor == MIDNIGHT
+    state.apply(f.TenantReportingConfigured(T, MIDNIGHT + 2 * H, "America/New_York"))
+    state.apply(queued("b", MIDNIGHT + 3 * H))  # 22:00 of the day before in New York
+    assert t.history_floor == MIDNIGHT
+    state.apply(queued("c", MIDNIGHT + 6 * H))  # 01:00 in New York: its new day
+    assert t.history_floor == MIDNIGHT + 5 * H
+    assert all(k[3] >= MIDNIGHT + 5 * H for k in t.buckets if k[2] == 15)
+
+
+def test_emails_count_per_channel_from_the_interactions_stream() -> None:
+    """An email becomes an interaction queued with channel email (interactions' reaction to
+    the email service's events): counted per channel like any contact, no email stream read.
+    One closed by the system while queued (spam) is offered, neither answered nor abandoned."""
+    state = fold(
+        queued("v", T0),
+        queued("e1", T0, channel="email"),
+        queued("e2", T0 + S, channel="email"),
+        f.ContactAnswered(T, T0 + 3 * 60 * S, "e1", "ag", queue_wait_ms=180_000),
+        f.ConversationEnded(T, T0 + 4 * 60 * S, "e2", None, 0, 0),
+        f.ContactCompleted(T, T0 + 4 * 60 * S, "e2"),
+    )
+    t = state.tenants[T]
+    email = channel_view(t, "email", T0 + 5 * 60 * S)
+    today = email.totals[0].counters
+    assert (today.offered, today.answered, today.abandoned) == (2, 1, 0)
+    assert email.waiting == 0
+    assert channel_view(t, "voice", T0 + 5 * 60 * S).totals[0].counters.offered == 1
+    assert channels(t) == ["email", "voice"]

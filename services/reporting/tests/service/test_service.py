@@ -76,14 +76,14 @@ async def test_configuration_and_interval_history(
         {"queue_id": "q1", "name": "Sales", "sl_threshold_s": 30, "sl_target_percent": 90},
     )
 
-    async def thresholds_in_force() -> None:
+    async def settings_applied() -> None:
+        # The configuration travels through reporting's own outbox and topic: a bucket keeps
+        # the thresholds in force when it was last counted in, so count after they apply.
         stats = await service.stub.QueueStats(pb.QueueStatsRequest(queue_ids=["q1"]), metadata=md)
         (q,) = stats.queues
-        assert q.service_level_threshold_s == 30 and q.short_abandon_threshold_s == 3
+        assert q.short_abandon_threshold_s == 3 and q.service_level_threshold_s == 30
 
-    # Configuration and contacts travel on different topics: a bucket opened before its
-    # queue's configuration arrived keeps the thresholds that were in force then.
-    await eventually(thresholds_in_force)
+    await eventually(settings_applied)
     base = datetime.now(UTC) - timedelta(minutes=5)
     await service.publish(tenant_id, Q, queued("a"), at=base)
     await service.publish(
@@ -247,3 +247,61 @@ def _ts(moment: datetime) -> Any:
     ts = Timestamp()
     ts.FromDatetime(moment)
     return ts
+
+
+async def test_history_leaves_memory_and_late_counts_add_to_the_stored_rows(
+    service: Any, tenant_id: str, eventually: Any
+) -> None:
+    """Memory keeps today; yesterday's buckets live in PostgreSQL, where a contact answered
+    today after waiting since yesterday is added; a rebuild gives the same rows."""
+    md = service.md(tenant_id)
+    now = datetime.now(UTC)
+    yesterday = now.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    for iid in ("y1", "y2"):
+        await service.publish(tenant_id, Q, queued(iid), at=yesterday)
+    await service.publish(
+        tenant_id,
+        "interactions.InteractionConnected.v1",
+        {"interaction_id": "y1", "agent_id": "ag", "queue_wait_ms": 3000},
+        at=yesterday + timedelta(seconds=3),
+    )
+    await service.publish(tenant_id, Q, queued("t1"), at=now)  # a new day: yesterday leaves
+    await service.publish(
+        tenant_id,
+        "interactions.InteractionConnected.v1",
+        {"interaction_id": "y2", "agent_id": "ag", "queue_wait_ms": 60_000},
+        at=now,
+    )
+
+    async def yesterdays_row() -> Any:
+        found = await service.stub.IntervalHistory(
+            pb.IntervalHistoryRequest(
+                range=common_pb2.TimeRange(
+                    start_time=_ts(yesterday), end_time=_ts(yesterday + timedelta(minutes=15))
+                ),
+                interval_minutes=15,
+            ),
+            metadata=md,
+        )
+        (r,) = found.records
+        assert (r.offered, r.answered, r.answer_wait_ms_total) == (2, 2, 63_000)
+        return r
+
+    await eventually(yesterdays_row)
+    t = service.app.projection.state.tenants[tenant_id]
+    assert t.history_floor > int(yesterday.timestamp() * 1000)
+    assert all(k[3] >= t.history_floor for k in t.buckets if k[2] == 15)
+    (q,) = (await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)).queues
+    assert (q.totals[0].offered, q.waiting) == (1, 1)  # today: t1 only
+
+    pool = service.app.context.pool
+    async with pool.acquire() as conn:
+        before = await dump_tables(conn, "reporting")
+    await rebuild(pool, "reporting")
+    async with pool.acquire() as conn:
+        assert await dump_tables(conn, "reporting") == before
+    # A reload (as after a restart) keeps today only, and the series it knows.
+    await service.app.projection.load()
+    t = service.app.projection.state.tenants[tenant_id]
+    assert all(k[3] >= t.history_floor for k in t.buckets if k[2] == 15)
+    assert ("q1", "voice") in t.series

@@ -10,15 +10,13 @@ Exit codes (stable, for scripts):
   4  a service is unreachable or did not answer in time (UNAVAILABLE, DEADLINE_EXCEEDED)
   5  refused by the current state (FAILED_PRECONDITION, ABORTED, ALREADY_EXISTS)
   6  not allowed (UNAUTHENTICATED, PERMISSION_DENIED: check --tenant, --role, --token)
-  7  a needed component is not installed (e.g. the reporting service for `rebuild`)
+  7  the service does not offer the call (UNIMPLEMENTED: an older or different service)
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
-import importlib
-import inspect
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import grpc
 import typer
@@ -35,7 +33,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from contactcenter.common.v1 import common_pb2
@@ -698,7 +695,7 @@ def tail(
 
 
 # ---------------------------------------------------------------------------------------------
-# reporting: interval CSV, rebuild
+# reporting: interval CSV export, rebuild of the read models
 # ---------------------------------------------------------------------------------------------
 
 CSV_COLUMNS = (
@@ -781,91 +778,40 @@ def report_intervals(
         err.print(f"{rows} interval rows written to {output}", highlight=False)
 
 
-def _rebuild_function() -> Callable[..., Any]:
-    try:
-        module = importlib.import_module("contactcenter.reporting.rebuild")
-    except ImportError:
-        fail(
-            "reporting service not installed (no contactcenter.reporting.rebuild): "
-            "rebuild and replay need it in this environment",
-            Exit.NOT_INSTALLED,
-        )
-    function = getattr(module, "rebuild", None) or getattr(module, "main", None)
-    if not callable(function):
-        fail("contactcenter.reporting.rebuild has no rebuild() function", Exit.NOT_INSTALLED)
-    return function  # type: ignore[no-any-return]
-
-
-def _run_rebuild(
-    opts: Options, projections: list[str], database_url: str | None, from_scratch: bool
-) -> None:
-    function = _rebuild_function()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} events"),
-        TimeElapsedColumn(),
-        console=err,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def on_progress(done: int, total: int | None = None, name: str = "projections") -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=total)
-            progress.update(tasks[name], completed=done, total=total)
-
-        offered: dict[str, Any] = {
-            "projections": projections or None,
-            "tenant_id": opts.tenant,
-            "database_url": database_url,
-            "kafka_bootstrap_servers": opts.bootstrap,
-            "from_scratch": from_scratch,
-            "progress": on_progress,
-        }
-        parameters = inspect.signature(function).parameters
-        takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-        kwargs = {k: v for k, v in offered.items() if takes_all or k in parameters}
-        try:
-            result = function(**kwargs)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_awaited(result))
-        except (ValueError, KeyError) as exc:
-            fail(f"rebuild refused: {exc}", Exit.BAD_INPUT)
-        except (ConnectionError, OSError) as exc:
-            fail(f"rebuild could not reach its database or broker: {exc}", Exit.UNAVAILABLE)
-    err.print(f"done{': ' + str(result) if result is not None else ''}", highlight=False)
-
-
-async def _awaited(result: Any) -> Any:
-    return await result
-
-
 @app.command("rebuild")
 def rebuild(
-    ctx: typer.Context,
-    projection: Annotated[
-        list[str] | None, typer.Option(help="Projection (repeatable; default all).")
-    ] = None,
     database_url: Annotated[
-        str | None, typer.Option(envvar="CC_REPORTING_DATABASE_URL", help="reporting's database.")
+        str | None,
+        typer.Option(
+            envvar="CC_REPORTING_DATABASE_URL",
+            help="reporting's database (default: the reporting service's own default).",
+            show_default=False,
+        ),
     ] = None,
+    schema: Annotated[
+        str, typer.Option(envvar="CC_REPORTING_DB_SCHEMA", help="reporting's schema.")
+    ] = "reporting",
 ) -> None:
-    """Rebuild reporting's projections from their event streams (needs the reporting service)."""
-    _run_rebuild(_opts(ctx), projection or [], database_url, from_scratch=True)
+    """Rebuild reporting's read models (every tenant) from the events it consumed, without
+    downtime: the running service swaps the new tables in. Same as
+    `python -m contactcenter.reporting rebuild`."""
+    import asyncpg
 
+    from contactcenter.reporting.config import ReportingSettings
+    from contactcenter.reporting.projections.rebuild import rebuild_with_progress, summary
 
-@app.command("replay")
-def replay(
-    ctx: typer.Context,
-    projection: Annotated[
-        list[str] | None, typer.Option(help="Projection (repeatable; default all).")
-    ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(envvar="CC_REPORTING_DATABASE_URL", help="reporting's database.")
-    ] = None,
-) -> None:
-    """Replay events into reporting's projections from where they stand (catch up)."""
-    _run_rebuild(_opts(ctx), projection or [], database_url, from_scratch=False)
+    url = database_url or ReportingSettings().database_url
+    try:
+        result = asyncio.run(rebuild_with_progress(url, schema, console=err))
+    except asyncpg.InvalidCatalogNameError as exc:
+        fail(f"reporting's database: {exc}", Exit.NOT_FOUND)
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        fail(f"reporting's database refused the login: {exc}", Exit.NOT_ALLOWED)
+    except (OSError, asyncpg.CannotConnectNowError) as exc:
+        fail(f"reporting's database did not answer: {exc}", Exit.UNAVAILABLE)
+    except asyncpg.InterfaceError as exc:
+        fail(f"reporting's database: {exc}", Exit.BAD_INPUT)
+    out.print(summary(result), highlight=False)
 
 
 def main() -> None:

@@ -16,9 +16,11 @@ import random
 import signal
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from contactcenter.grpckit import Role, issue_token
 from contactcenter.simulator.driver import Endpoints, Simulation
 from contactcenter.simulator.model import ArrivalModel, DailyCurve, Roster, SimClock, parse_rates
 
@@ -48,6 +50,17 @@ def parse_start(value: str, site_tz: str, today: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"start {value!r}: give a UTC offset, HH:MM or now")
     return at.astimezone(UTC)
+
+
+#: How long the wallboard URL the simulator prints keeps working.
+WALLBOARD_TOKEN_TTL = timedelta(hours=24)
+
+
+def wallboard_url(base: str, tenant_id: str) -> str:
+    """The reporting service's wallboard page for the simulator's tenant, with a supervisor
+    token of that tenant (signed with the development key, as the simulator's own calls)."""
+    token = issue_token(tenant_id, [Role.SUPERVISOR], "wallboard", ttl=WALLBOARD_TOKEN_TTL)
+    return f"{base.rstrip('/')}/?{urlencode({'token': token})}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         f"peak rates per hour {args.rates}"
     )
     if wallboard := _env("reporting_http"):
-        _say(f"simulator: watch the live wallboard at {wallboard}")
+        url = wallboard_url(wallboard, args.tenant)
+        _say(f"simulator: live wallboard of tenant {args.tenant}: {url}")
 
     async def go() -> int:
         stop = asyncio.Event()

@@ -98,13 +98,24 @@ class _Echo:
             _say(f"{self.prefix}{line}")
 
 
-def _where_to_look(running: list[RunningService], kafka_bootstrap: str) -> None:
+def _where_to_look(
+    running: list[RunningService], kafka_bootstrap: str, simulator: ManagedProcess | None
+) -> None:
     by_name = {s.spec.name: s for s in running}
     reporting = by_name.get("reporting")
     if reporting is not None and reporting.http_url:
-        _say(f"watch: live wallboard {reporting.http_url}  (metrics {reporting.http_url}metrics)")
+        if simulator is not None:
+            # The page needs a token of a tenant: the simulator knows its tenant and prints
+            # the URL with a supervisor token of it ("live wallboard of tenant ...").
+            _say("watch: the live wallboard; its URL with a token comes from the simulator below")
+        else:
+            _say(
+                f"watch: live wallboard {reporting.http_url}?token=TOKEN  (a supervisor token: "
+                "ccctl tenants token TENANT --role supervisor)"
+            )
+        _say(f"  metrics {reporting.http_url}metrics")
     else:
-        _say("watch: no reporting service here yet (no wallboard); follow the events instead:")
+        _say("watch: no reporting service here (no wallboard); follow the events instead:")
     _say(f"  ccctl tail interactions --tenant sim --bootstrap {kafka_bootstrap}")
     _say("  ccctl --help     (queues, agents, explain a routing decision, interval reports)")
 
@@ -158,7 +169,7 @@ def run(
                 simulator = _start_simulator(running, simulate, logs)
                 if simulator is not None:
                     _say(f"  simulator        log {log}")
-            _where_to_look(running, infra.kafka_bootstrap)
+            _where_to_look(running, infra.kafka_bootstrap, simulator)
             _say(f"ready: logs in {logs}; press Ctrl-C to stop everything")
         while not stop.is_set():
             if echo is not None:

@@ -18,33 +18,11 @@ from contactcenter.reporting.main import create_app, definition
 
 
 async def run_rebuild(settings: ReportingSettings) -> int:
-    """The rebuild with a rich progress bar (an operator CLI can call the same)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    """The rebuild with a rich progress bar (`ccctl rebuild` runs the same)."""
+    from contactcenter.reporting.projections.rebuild import rebuild_with_progress, summary
 
-    from contactcenter.eventstore import apply_migrations, create_pool
-    from contactcenter.reporting.main import reporting_migrations
-    from contactcenter.reporting.projections.rebuild import rebuild
-
-    schema = settings.db_schema or "reporting"
-    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    try:
-        await apply_migrations(pool, schema, [reporting_migrations()])
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        ) as bar:
-            task = bar.add_task("replaying events", total=None)
-            result = await rebuild(
-                pool, schema, lambda done, total: bar.update(task, completed=done, total=total)
-            )
-        print(
-            f"rebuilt from {result.events} events in {result.seconds:.1f} s "
-            f"({result.events_per_s:,.0f} events/s); generation {result.generation} swapped in"
-        )
-    finally:
-        await pool.close()
+    result = await rebuild_with_progress(settings.database_url, settings.db_schema or "reporting")
+    print(summary(result))
     return 0
 
 
@@ -65,10 +43,12 @@ def main(argv: list[str] | None = None) -> None:
             settings = settings.model_copy(update={"database_url": args.database_url})
         sys.exit(asyncio.run(run_rebuild(settings)))
     elif args.command == "token":
+        from datetime import timedelta
+
         from contactcenter.grpckit import Role, issue_token
 
         settings = ReportingSettings()
-        token = issue_token(args.tenant, [Role.SUPERVISOR], "wallboard")
+        token = issue_token(args.tenant, [Role.SUPERVISOR], "wallboard", ttl=timedelta(hours=24))
         print(token)
         print(f"http://{settings.http_host}:{settings.http_port}/?token={token}")
     else:

@@ -20,3 +20,6 @@ class ReportingSettings(ServiceSettings):
     #: The projection's consumer: a low fetch wait is what makes the wallboard fresh.
     projection_fetch_max_wait_ms: int = Field(default=5, ge=0)
     projection_max_records: int = Field(default=2_000, ge=1)
+    #: The live projection's consumer group (tests that share a broker with another reporting
+    #: service give theirs its own).
+    projection_group_id: str = "reporting.live"

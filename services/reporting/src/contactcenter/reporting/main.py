@@ -35,8 +35,6 @@ from contactcenter.servicekit import (
 _log = logging.getLogger(__name__)
 
 SERVICE_NAME = "reporting"
-#: The live projection's consumer group.
-GROUP_ID = "reporting.live"
 
 
 def reporting_migrations() -> Path:
@@ -85,7 +83,7 @@ class ReportingApp(ServiceApp):
         s = self.reporting_settings
         kafka = s.kafka(client_id=SERVICE_NAME)
         processor = EnvelopeProcessor(
-            group_id=GROUP_ID,
+            group_id=s.projection_group_id,
             dead_letters=BrokerDeadLetters(ctx.broker),
             retry=RetryPolicy.from_settings(kafka),
         )
@@ -95,7 +93,7 @@ class ReportingApp(ServiceApp):
                 projection,
                 processor,
                 bootstrap_servers=s.kafka_bootstrap_servers,
-                group_id=GROUP_ID,
+                group_id=s.projection_group_id,
                 stop=stop,
                 fetch_max_wait_ms=s.projection_fetch_max_wait_ms,
                 session_timeout_ms=s.kafka_session_timeout_ms,

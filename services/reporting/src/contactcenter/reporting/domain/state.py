@@ -9,17 +9,25 @@ and "today", 1-minute ones for the rolling windows). Both serialise to rows (`en
 
 The fold's clock is the events' own time (the latest `at` of the tenant): pruning of minute
 buckets and the day of an agent's totals depend on the events only, never on the wall clock.
+
+Memory is bounded: it holds the minute buckets of the rolling windows and the 15-minute buckets
+of the tenant's local today (the clock's day). When the clock enters a new local day, the older
+15-minute buckets leave memory (their rows stay: the history lives in PostgreSQL); one with
+changes not written yet is handed over in `evicted`. A contact counted into a bucket that left
+memory (e.g. answered today after waiting since yesterday) goes into `late` as a delta that is
+added to the stored row (`drain_history`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from contactcenter.reporting.domain import facts as f
 from contactcenter.reporting.domain.intervals import bucket_start, day_start, local_date, zone
-from contactcenter.reporting.domain.metrics import Counters
+from contactcenter.reporting.domain.metrics import COUNTER_FIELDS, Counters
 from contactcenter.reporting.domain.values import (
     ACTIVITY_OF_ROUTING_STATE,
     DEFAULT_SHORT_ABANDON_S,
@@ -40,6 +48,19 @@ CONTACT: Final = "contact"
 
 #: (queue_id, channel, minutes, start_ms)
 BucketKey = tuple[str, str, int, int]
+
+#: A day is 23 to 25 hours long: from a local midnight, +25 h is in the next local day.
+_DAY_AND_MORE_MS: Final = 25 * 3_600_000
+
+
+def merge_delta(into: Counters, delta: Counters) -> None:
+    """Add a late delta to a bucket's counters; the delta's thresholds are the newer ones."""
+    for name in COUNTER_FIELDS:
+        setattr(into, name, getattr(into, name) + getattr(delta, name))
+    into.sl_threshold_s = delta.sl_threshold_s
+    into.short_abandon_threshold_s = delta.short_abandon_threshold_s
+
+
 #: (kind, key)
 EntityKey = tuple[str, str]
 
@@ -208,7 +229,8 @@ class TenantState:
         self.queue_agents: dict[str, dict[Activity, int]] = {}
         #: channel -> activity -> agents serving the channel in it.
         self.channel_agents: dict[str, dict[Activity, int]] = {}
-        #: (queue, channel) pairs seen (the series of the history and the rolling windows).
+        #: (queue, channel) pairs of the buckets in memory (today, the rolling windows) and of
+        #: every contact counted since the state was loaded.
         self.series: set[tuple[str, str]] = set()
         # Changes since the last drain():
         self.dirty_entities: set[EntityKey] = set()
@@ -219,6 +241,14 @@ class TenantState:
         self._minute_floor = 0
         #: The minute buckets held (pruning looks at these only).
         self._minute_keys: set[BucketKey] = set()
+        #: 15-minute buckets starting before this (local today's start) are not in memory.
+        self._history_floor = 0
+        #: Where the clock's next local day starts (the floor moves then).
+        self._next_day = 0
+        #: Buckets that left memory with changes not written yet (their full counters).
+        self.evicted: dict[BucketKey, Counters] = {}
+        #: Counted into buckets no longer in memory: deltas to add to the stored rows.
+        self.late: dict[BucketKey, Counters] = {}
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -232,6 +262,7 @@ class TenantState:
     def _set_zone(self, name: str) -> None:
         self.time_zone = name
         self.tz = zone(name)
+        self._next_day = 0  # today's bounds move with the zone (the floor never goes back)
 
     # --- counters ---------------------------------------------------------------------------
 
@@ -253,6 +284,13 @@ class TenantState:
     def _bucket(self, key: BucketKey, settings: QueueSettings) -> Counters:
         c = self.buckets.get(key)
         if c is None:
+            if key[2] != 1 and key[3] < self._history_floor:
+                c = self.late.get(key)
+                if c is None:
+                    c = self.late[key] = Counters()
+                c.sl_threshold_s = settings.threshold_s
+                c.short_abandon_threshold_s = settings.short_abandon_s
+                return c
             c = self.buckets[key] = Counters()
             if key[2] == 1:
                 self._minute_keys.add(key)
@@ -272,6 +310,21 @@ class TenantState:
                     self._minute_keys.discard(key)
                     del self.buckets[key]
                     self.dirty_buckets.add(key)
+            if at >= self._next_day:
+                self._new_day(at)
+
+    def _new_day(self, at: int) -> None:
+        """The clock is in a new local day: older 15-minute buckets leave memory."""
+        today = day_start(at, self.tz)
+        self._next_day = day_start(today + _DAY_AND_MORE_MS, self.tz)
+        if today <= self._history_floor:
+            return
+        self._history_floor = today
+        for key in [k for k in self.buckets if k[2] != 1 and k[3] < today]:
+            counters = self.buckets.pop(key)
+            if key in self.dirty_buckets:
+                self.dirty_buckets.discard(key)
+                self.evicted[key] = counters
 
     # --- waiting ----------------------------------------------------------------------------
 
@@ -354,67 +407,67 @@ class TenantState:
     # --- the fold ---------------------------------------------------------------------------
 
     def apply(self, fact: f.Fact) -> None:
-        at = fact.at
-        self._tick(at)
-        if isinstance(fact, f.ContactQueued):
-            self._queued(fact)
-        elif isinstance(fact, f.ContactAnswered):
-            self._answered(fact)
-        elif isinstance(fact, f.ContactAbandoned):
-            self._abandoned(fact)
-        elif isinstance(fact, f.ContactFailed):
-            c = self.contacts.get(fact.interaction_id)
-            if c is not None:
-                self._forget(c)
-        elif isinstance(fact, f.ContactTransferred):
-            self._transferred(fact)
-        elif isinstance(fact, f.ConversationEnded):
-            c = self.contacts.get(fact.interaction_id)
-            if c is not None and fact.agent_id:
-                c.pending_ms = fact.agent_talk_ms + fact.agent_hold_ms
-                c.agent_id = fact.agent_id
-                self._touch(c)
-        elif isinstance(fact, f.WrapUpFinished):
-            c = self.contacts.get(fact.interaction_id)
-            if c is not None and c.pending_ms is not None:
-                self._leg_ended(c, fact.agent_id, c.pending_ms + fact.wrap_up_ms, at)
-                c.pending_ms = None
-                c.agent_id = None
-                self._touch(c)
-        elif isinstance(fact, f.ContactCompleted):
-            c = self.contacts.get(fact.interaction_id)
-            if c is not None:
-                if c.pending_ms is not None:
-                    self._leg_ended(c, c.agent_id, c.pending_ms + fact.wrap_up_ms, at)
-                self._forget(c)
-        elif isinstance(fact, f.AgentStateChanged):
-            self._agent_state(fact)
-        elif isinstance(fact, f.AgentConfigured):
-            a = self.agent(fact.agent_id)
-            self._count_agent(a, -1)
-            a.name, a.queues, a.channels = fact.name, fact.queues, fact.channels
-            a.capacity = fact.capacity
-            self._count_agent(a, +1)
-            self._agent_changed(a)
-        elif isinstance(fact, f.QueueConfigured):
-            q = self.queue(fact.queue_id)
-            q.name = fact.name or q.name
-            q.routing_threshold_s = fact.sl_threshold_s
-            q.routing_target_percent = fact.sl_target_percent
-            self.dirty_entities.add((QUEUE, q.queue_id))
-            self.changed_queues.add(q.queue_id)
-        elif isinstance(fact, f.QueueReportingConfigured):
-            q = self.queue(fact.queue_id)
-            q.variant = fact.variant
-            q.short_abandon_s = fact.short_abandon_threshold_s
-            q.fallback_threshold_s = fact.sl_threshold_s
-            q.fallback_target_percent = fact.sl_target_percent
-            self.dirty_entities.add((QUEUE, q.queue_id))
-            self.changed_queues.add(q.queue_id)
-        elif isinstance(fact, f.TenantReportingConfigured):
-            self._set_zone(fact.time_zone)
-            self.dirty_entities.add((TENANT, ""))
-            self.changed_queues.update(self.queues)
+        self._tick(fact.at)
+        handler = _HANDLERS.get(type(fact))
+        if handler is not None:
+            handler(self, fact)
+
+    def _failed(self, fact: f.ContactFailed) -> None:
+        c = self.contacts.get(fact.interaction_id)
+        if c is not None:
+            self._forget(c)
+
+    def _conversation_ended(self, fact: f.ConversationEnded) -> None:
+        c = self.contacts.get(fact.interaction_id)
+        if c is not None and fact.agent_id:
+            c.pending_ms = fact.agent_talk_ms + fact.agent_hold_ms
+            c.agent_id = fact.agent_id
+            self._touch(c)
+
+    def _wrap_up_finished(self, fact: f.WrapUpFinished) -> None:
+        c = self.contacts.get(fact.interaction_id)
+        if c is not None and c.pending_ms is not None:
+            self._leg_ended(c, fact.agent_id, c.pending_ms + fact.wrap_up_ms, fact.at)
+            c.pending_ms = None
+            c.agent_id = None
+            self._touch(c)
+
+    def _completed(self, fact: f.ContactCompleted) -> None:
+        c = self.contacts.get(fact.interaction_id)
+        if c is not None:
+            if c.pending_ms is not None:
+                self._leg_ended(c, c.agent_id, c.pending_ms + fact.wrap_up_ms, fact.at)
+            self._forget(c)
+
+    def _agent_configured(self, fact: f.AgentConfigured) -> None:
+        a = self.agent(fact.agent_id)
+        self._count_agent(a, -1)
+        a.name, a.queues, a.channels = fact.name, fact.queues, fact.channels
+        a.capacity = fact.capacity
+        self._count_agent(a, +1)
+        self._agent_changed(a)
+
+    def _queue_configured(self, fact: f.QueueConfigured) -> None:
+        q = self.queue(fact.queue_id)
+        q.name = fact.name or q.name
+        q.routing_threshold_s = fact.sl_threshold_s
+        q.routing_target_percent = fact.sl_target_percent
+        self.dirty_entities.add((QUEUE, q.queue_id))
+        self.changed_queues.add(q.queue_id)
+
+    def _queue_reporting_configured(self, fact: f.QueueReportingConfigured) -> None:
+        q = self.queue(fact.queue_id)
+        q.variant = fact.variant
+        q.short_abandon_s = fact.short_abandon_threshold_s
+        q.fallback_threshold_s = fact.sl_threshold_s
+        q.fallback_target_percent = fact.sl_target_percent
+        self.dirty_entities.add((QUEUE, q.queue_id))
+        self.changed_queues.add(q.queue_id)
+
+    def _tenant_reporting_configured(self, fact: f.TenantReportingConfigured) -> None:
+        self._set_zone(fact.time_zone)
+        self.dirty_entities.add((TENANT, ""))
+        self.changed_queues.update(self.queues)
 
     def _queued(self, e: f.ContactQueued) -> None:
         c = self.contacts.get(e.interaction_id)
@@ -510,6 +563,16 @@ class TenantState:
         keys += [(CONTACT, k) for k in self.contacts]
         return keys
 
+    @property
+    def minute_floor(self) -> int:
+        """Minute buckets starting before this are gone (out of the rolling windows)."""
+        return self._minute_floor
+
+    @property
+    def history_floor(self) -> int:
+        """15-minute buckets starting before this are kept in PostgreSQL only."""
+        return self._history_floor
+
     def load_entity(self, kind: str, key: str, d: dict[str, Any]) -> None:
         if kind == TENANT:
             self._set_zone(d["time_zone"])
@@ -517,6 +580,8 @@ class TenantState:
             self._minute_floor = (
                 self.clock - self.clock % MINUTE_MS - (MINUTE_BUCKETS_KEPT - 1) * MINUTE_MS
             )
+            if self.clock:
+                self._new_day(self.clock)
         elif kind == QUEUE:
             self.queues[key] = QueueSettings.from_json(key, d)
         elif kind == AGENT:
@@ -528,10 +593,20 @@ class TenantState:
                 self.waiting.setdefault(c.queue_id, {})[key] = c.entered_at
 
     def load_bucket(self, key: BucketKey, counters: Counters) -> None:
+        """A stored row (one of history, before the floor, stays out of memory)."""
+        if key[2] != 1 and key[3] < self._history_floor:
+            return
+        self.series.add((key[0], key[1]))
         self.buckets[key] = counters
         if key[2] == 1:
             self._minute_keys.add(key)
-        self.series.add((key[0], key[1]))
+
+    def drain_history(self) -> tuple[dict[BucketKey, Counters], dict[BucketKey, Counters]]:
+        """The buckets that left memory with unwritten changes (write them as they are), and
+        the late deltas (add them to the stored rows, after the former); and forget both."""
+        out = (self.evicted, self.late)
+        self.evicted, self.late = {}, {}
+        return out
 
     def drain(self) -> tuple[set[EntityKey], set[BucketKey]]:
         """What changed since the last drain (for writing), and forget it."""
@@ -544,6 +619,25 @@ class TenantState:
         out = (self.changed_queues, self.changed_agents, self.changed_channels)
         self.changed_queues, self.changed_agents, self.changed_channels = set(), set(), set()
         return out
+
+
+#: The fold's step per kind of fact (a dict lookup, not a chain of isinstance checks: the
+#: rebuild folds every event ever consumed).
+_HANDLERS: Final[dict[type[Any], Callable[[TenantState, Any], None]]] = {
+    f.ContactQueued: TenantState._queued,
+    f.ContactAnswered: TenantState._answered,
+    f.ContactAbandoned: TenantState._abandoned,
+    f.ContactFailed: TenantState._failed,
+    f.ContactTransferred: TenantState._transferred,
+    f.ConversationEnded: TenantState._conversation_ended,
+    f.WrapUpFinished: TenantState._wrap_up_finished,
+    f.ContactCompleted: TenantState._completed,
+    f.AgentStateChanged: TenantState._agent_state,
+    f.AgentConfigured: TenantState._agent_configured,
+    f.QueueConfigured: TenantState._queue_configured,
+    f.QueueReportingConfigured: TenantState._queue_reporting_configured,
+    f.TenantReportingConfigured: TenantState._tenant_reporting_configured,
+}
 
 
 class ReportingState:

@@ -8,15 +8,19 @@ they wait), folds the events that arrived during the replay, renames the tables 
 generation; the live projection sees the new generation and reloads its memory from the new
 tables before its next batch.
 
-`rebuild()` is what the service's CLI (`python -m contactcenter.reporting rebuild`) calls; an
-operator CLI can call the same function.
+`rebuild()` is the rebuild; `rebuild_database()` opens the database (and applies reporting's
+migrations) around it, and `rebuild_with_progress()` shows a progress bar while it runs. The
+service's CLI (`python -m contactcenter.reporting rebuild`) and the operator CLI
+(`ccctl rebuild`) both call `rebuild_with_progress()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -29,6 +33,9 @@ from contactcenter.reporting.projections.store import (
     quote,
     write_changes,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: progress(done, total) after each chunk.
 Progress = Callable[[int, int], None]
@@ -57,25 +64,38 @@ async def _replay(
     total: int,
     done: int,
 ) -> tuple[int, int]:
-    """Fold inbox rows with after < seq <= until; returns (last seq, events folded)."""
+    """Fold inbox rows with after < seq <= until; returns (last seq, events folded).
+
+    One ordered scan through a server-side cursor, read in chunks (a `limit` query per chunk
+    may be planned as a full scan and sort each time while the table has no statistics yet,
+    e.g. right after a bulk load: quadratic)."""
     s = quote(schema)
     last = after
     bound = "" if until is None else f" and seq <= {int(until)}"
-    while True:
-        rows = await conn.fetch(
+    async with conn.transaction():
+        cursor = await conn.cursor(
             f"select seq, tenant_id, type, at_ms, data from {s}.inbox "
-            f"where seq > $1{bound} order by seq limit {CHUNK}",
-            last,
+            f"where seq > $1{bound} order by seq",
+            after,
         )
-        if not rows:
-            return last, done
         apply = state.apply
-        for r in rows:
-            apply(read_fact(r["type"], r["tenant_id"], r["at_ms"], r["data"]))
-        last = rows[-1]["seq"]
-        done += len(rows)
-        if progress is not None:
-            progress(done, max(total, done))
+        fetching = asyncio.ensure_future(cursor.fetch(CHUNK))
+        while True:
+            rows = await fetching
+            if len(rows) == CHUNK:
+                # Ask for the next chunk before folding this one: PostgreSQL reads it meanwhile.
+                fetching = asyncio.ensure_future(cursor.fetch(CHUNK))
+                await asyncio.sleep(0)
+            elif not rows:
+                return last, done
+            for r in rows:
+                apply(read_fact(r[2], r[1], r[3], r[4]))
+            last = rows[-1][0]
+            done += len(rows)
+            if progress is not None:
+                progress(done, max(total, done))
+            if len(rows) < CHUNK:
+                return last, done
 
 
 async def rebuild(
@@ -112,3 +132,45 @@ async def rebuild(
                 "returning generation"
             )
     return RebuildResult(done, time.perf_counter() - started, generation)
+
+
+async def rebuild_database(
+    database_url: str, schema: str = "reporting", progress: Progress | None = None
+) -> RebuildResult:
+    """`rebuild()` on reporting's database (its migrations applied first: an empty database
+    rebuilds to empty read models)."""
+    from contactcenter.eventstore import apply_migrations, create_pool
+    from contactcenter.reporting.main import reporting_migrations
+
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await apply_migrations(pool, schema, [reporting_migrations()])
+        return await rebuild(pool, schema, progress)
+    finally:
+        await pool.close()
+
+
+async def rebuild_with_progress(
+    database_url: str, schema: str = "reporting", console: Console | None = None
+) -> RebuildResult:
+    """`rebuild_database()` with a progress bar (on `console`, default stdout)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("replaying events", total=None)
+        return await rebuild_database(
+            database_url, schema, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+
+
+def summary(result: RebuildResult) -> str:
+    return (
+        f"rebuilt from {result.events} events in {result.seconds:.1f} s "
+        f"({result.events_per_s:,.0f} events/s); generation {result.generation} swapped in"
+    )

@@ -7,8 +7,13 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from contactcenter.eventstore import PgConnection
-from contactcenter.reporting.domain.metrics import ALL_FIELDS, Counters
-from contactcenter.reporting.domain.state import BucketKey, EntityKey, ReportingState
+from contactcenter.reporting.domain.metrics import ALL_FIELDS, COUNTER_FIELDS, Counters
+from contactcenter.reporting.domain.state import (
+    BucketKey,
+    EntityKey,
+    ReportingState,
+    merge_delta,
+)
 
 ENTITIES: Final = "rm_entities"
 BUCKETS: Final = "rm_buckets"
@@ -40,8 +45,13 @@ async def load_state(conn: PgConnection, schema: str) -> ReportingState:
     )
     for r in rows:
         state.tenant(r["tenant_id"]).load_entity(r["kind"], r["key"], json.loads(r["data"]))
+    # Memory holds today's 15-minute buckets and the minute ones: a range of start times (the
+    # history stays in PostgreSQL).
+    floors = [min(t.history_floor, t.minute_floor) for t in state.tenants.values()]
     cols = ", ".join(BUCKET_COLUMNS)
-    for r in await conn.fetch(f"select {cols} from {s}.{BUCKETS}"):
+    for r in await conn.fetch(
+        f"select {cols} from {s}.{BUCKETS} where start_ms >= $1", min(floors, default=0)
+    ):
         key = (r["queue_id"], r["channel"], r["minutes"], r["start_ms"])
         state.tenant(r["tenant_id"]).load_bucket(key, Counters.from_row(tuple(r)[5:]))
     for t in state.tenants.values():
@@ -68,6 +78,21 @@ def bucket_records(state: ReportingState) -> list[tuple[Any, ...]]:
     ]
 
 
+def history_records(state: ReportingState) -> list[tuple[Any, ...]]:
+    """The buckets that left memory, with their late deltas added, as rows (for a state folded
+    from zero: nothing of them is stored yet); drains them."""
+    out = []
+    for tenant_id, t in state.tenants.items():
+        evicted, late = t.drain_history()
+        for key, delta in late.items():
+            if key in evicted:
+                merge_delta(evicted[key], delta)
+            else:
+                evicted[key] = delta
+        out += [(tenant_id, *key, *c.to_row()) for key, c in evicted.items()]
+    return out
+
+
 async def write_changes(
     conn: PgConnection,
     schema: str,
@@ -83,8 +108,12 @@ async def write_changes(
     deletes: list[tuple[str, str, str]] = []
     bucket_upserts: list[tuple[Any, ...]] = []
     bucket_deletes: list[tuple[Any, ...]] = []
+    bucket_deltas: list[tuple[Any, ...]] = []
     for tenant_id, entities, buckets in changes:
         t = state.tenants[tenant_id]
+        evicted, late = t.drain_history()
+        bucket_upserts += [(tenant_id, *key, *c.to_row()) for key, c in evicted.items()]
+        bucket_deltas += [(tenant_id, *key, *c.to_row()) for key, c in late.items()]
         for kind, key in entities:
             d = t.entity_json(kind, key)
             if d is None:
@@ -122,6 +151,20 @@ async def write_changes(
             f"do update set {updates}",
             *zip(*bucket_upserts, strict=True),
         )
+    if bucket_deltas:  # after the upserts: a delta may add to a row written just above
+        n = len(BUCKET_COLUMNS)
+        args = ", ".join(f"${i + 1}::{_TYPES[i]}[]" for i in range(n))
+        updates = ", ".join(
+            f"{c} = b.{c} + excluded.{c}" if c in COUNTER_FIELDS else f"{c} = excluded.{c}"
+            for c in ALL_FIELDS
+        )
+        await conn.execute(
+            f"insert into {s}.{buckets_table} as b ({', '.join(BUCKET_COLUMNS)}) "
+            f"select * from unnest({args}) "
+            "on conflict (tenant_id, minutes, start_ms, queue_id, channel) "
+            f"do update set {updates}",
+            *zip(*bucket_deltas, strict=True),
+        )
     if bucket_deletes:
         await conn.execute(
             f"delete from {s}.{buckets_table} b using unnest($1::text[], $2::text[], $3::text[], "
@@ -132,7 +175,8 @@ async def write_changes(
 
 
 async def copy_state(conn: PgConnection, schema: str, state: ReportingState, suffix: str) -> None:
-    """Bulk-write the whole state into `rm_entities<suffix>` / `rm_buckets<suffix>` (COPY)."""
+    """Bulk-write the whole state, folded from zero, into `rm_entities<suffix>` /
+    `rm_buckets<suffix>` (COPY): memory's buckets and those that left it."""
     await conn.copy_records_to_table(
         f"{ENTITIES}{suffix}",
         schema_name=schema,
@@ -142,7 +186,7 @@ async def copy_state(conn: PgConnection, schema: str, state: ReportingState, suf
     await conn.copy_records_to_table(
         f"{BUCKETS}{suffix}",
         schema_name=schema,
-        records=bucket_records(state),
+        records=bucket_records(state) + history_records(state),
         columns=list(BUCKET_COLUMNS),
     )
 
