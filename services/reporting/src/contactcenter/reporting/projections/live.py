@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
 from contactcenter.eventstore import Checkpoint, save_position
@@ -220,6 +221,10 @@ async def consume(
         fetch_max_wait_ms=fetch_max_wait_ms,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
+        # Range, not round robin: every topic is keyed by tenant with the same partition count,
+        # so partition n of each topic (one tenant's interactions, routing and reporting
+        # events) goes to the same replica, which folds them together.
+        partition_assignment_strategy=(RangePartitionAssignor,),
     )
     consumer.subscribe(list(topics), listener=_Assignments(projection, lambda: consumer))
     await consumer.start()
