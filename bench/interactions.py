@@ -202,6 +202,34 @@ async def wait_relayed(database_url: str, within_s: float) -> tuple[int, float]:
         await conn.close()
 
 
+class CpuMeter:
+    """CPU seconds (user + system) used by groups of processes: each group is a root process
+    and its children (the service, PostgreSQL's postmaster and backends, the broker) or this
+    process alone (the bench's own gRPC clients; its children are the other groups)."""
+
+    def __init__(self, groups: dict[str, int | None]) -> None:
+        self.groups = {name: pid for name, pid in groups.items() if pid is not None}
+
+    @staticmethod
+    def _tree(pid: int) -> float:
+        try:
+            root = psutil.Process(pid)
+            members = [root] if pid == os.getpid() else [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for member in members:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def sample(self) -> dict[str, float]:
+        return {name: self._tree(pid) for name, pid in self.groups.items()}
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -242,7 +270,7 @@ async def run_clients(
     warmup: float,
     seconds: float,
     pace_s: float | None,
-    service: psutil.Process,
+    meter: CpuMeter,
 ) -> tuple[Results, float, float, float]:
     """50 clients playing contacts; returns the results, the measured window and the
     service's CPU seconds over the whole run."""
@@ -252,7 +280,7 @@ async def run_clients(
     started = time.monotonic()
     since = started + warmup
     until = since + seconds
-    cpu_before = sum(service.cpu_times()[:2])
+    cpu_before = meter.sample()
     try:
         await asyncio.gather(
             *(
@@ -270,12 +298,18 @@ async def run_clients(
     finally:
         for channel in channels:
             await channel.close()
-    cpu = sum(service.cpu_times()[:2]) - cpu_before
+    cpu_after = meter.sample()
+    elapsed = time.monotonic() - started
+    commands = max(1, len(results.samples))
+    used = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
     say(
-        f"  service process: {cpu / (time.monotonic() - started):.0%} of a core, "
-        f"{cpu * 1000 / max(1, len(results.samples)):.2f} ms CPU per command"
+        "  CPU per command (ms) and share of a core: "
+        + ", ".join(
+            f"{name} {cpu * 1000 / commands:.2f} ({cpu / elapsed:.0%})"
+            for name, cpu in used.items()
+        )
     )
-    return results, since, until, cpu
+    return results, since, until, used["service"]
 
 
 async def drive(
@@ -285,18 +319,17 @@ async def drive(
     clients: int,
     seconds: float,
     warmup: float,
-    service_pid: int,
+    meter: CpuMeter,
     rate: float | None,
 ) -> dict[str, Any]:
     tenant_id = f"bench-{uuid.uuid4().hex[:8]}"
     metadata = metadata_for(issue_token(tenant_id, [Role.SERVICE], "bench-gateway"))
-    service = psutil.Process(service_pid)
     started = time.monotonic()
 
     say(f"1. throughput: {clients} clients, each sending its next command as soon as the")
     say(f"   last one is answered ({warmup:.0f} s warm-up + {seconds:.0f} s measured) ...")
     results, since, until, _ = await run_clients(
-        address, metadata, clients, warmup, seconds, None, service
+        address, metadata, clients, warmup, seconds, None, meter
     )
     capacity, closed_p99 = report("   throughput", results, since, until)
 
@@ -307,7 +340,7 @@ async def drive(
     )
     say("   latency counted from when each command was due ...")
     paced, since, until, _ = await run_clients(
-        address, metadata, clients, warmup, seconds, clients / target, service
+        address, metadata, clients, warmup, seconds, clients / target, meter
     )
     achieved, p99 = report("   under load", paced, since, until)
     finished = time.monotonic()
@@ -375,7 +408,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.clients,
                 args.seconds,
                 args.warmup,
-                service.process.pid,
+                CpuMeter(
+                    {
+                        "service": service.process.pid,
+                        "clients": os.getpid(),
+                        "postgres": _pid(infra.postgres),
+                        "broker": _pid(infra.kafka),
+                    }
+                ),
                 args.rate,
             )
         )
@@ -390,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     say(f"goal (>= 1,000 commands/s, p99 < 20 ms): {'met' if goal else 'NOT met'}")
     print(json.dumps({"bench": "interactions", **figures}), flush=True)
     return 0
+
+
+def _pid(part: Any) -> int | None:
+    """The pid of an infrastructure process this bench started (None: an external one)."""
+    process = getattr(part, "process", None)
+    return None if process is None else int(process.pid)
 
 
 async def _admin(server_url: str, sql: str) -> None:
