@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import Tracer, TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.util import types
 
 
@@ -61,7 +62,7 @@ class LeanTracer(Tracer):
         sampled = self.sampler.should_sample(context, trace_id, name, kind, attributes, links or ())
         flags = (
             trace_api.TraceFlags.SAMPLED
-            if sampled.decision.is_sampled()
+            if sampled.decision is Decision.RECORD_AND_SAMPLE
             else trace_api.TraceFlags.DEFAULT
         )
         if random_trace_id:
@@ -85,3 +86,13 @@ class LeanTracerProvider(TracerProvider):
         if type(tracer) is Tracer:
             tracer.__class__ = LeanTracer
         return tracer
+
+
+def spans_recorded() -> bool:
+    """Whether spans started now may be recorded: False only while the global provider is a
+    `LeanTracerProvider` without span processors (instrumentation can then skip the work
+    whose only use is a recorded span: attributes, wrappers)."""
+    provider = trace_api.get_tracer_provider()
+    if not isinstance(provider, LeanTracerProvider):
+        return True
+    return _receives_spans(getattr(provider, "_active_span_processor", None))
