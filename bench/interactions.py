@@ -326,6 +326,15 @@ async def drive(
     metadata = metadata_for(issue_token(tenant_id, [Role.SERVICE], "bench-gateway"))
     started = time.monotonic()
 
+    idle_before, idle_since = meter.sample(), time.monotonic()
+    await asyncio.sleep(3.0)
+    idle_after, idle_s = meter.sample(), time.monotonic() - idle_since
+    say(
+        "0. idle (no commands), share of a core: "
+        + ", ".join(
+            f"{name} {(idle_after[name] - idle_before[name]) / idle_s:.1%}" for name in idle_after
+        )
+    )
     say(f"1. throughput: {clients} clients, each sending its next command as soon as the")
     say(f"   last one is answered ({warmup:.0f} s warm-up + {seconds:.0f} s measured) ...")
     results, since, until, _ = await run_clients(
@@ -372,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="commands/s of the latency phase (default: 1,000, or 75%% of the throughput)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="service processes sharing the gRPC port (CC_INTERACTIONS_WORKERS; one per core)",
+    )
     args = parser.parse_args(argv)
 
     data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-interactions-"))
@@ -396,10 +411,16 @@ def main(argv: list[str] | None = None) -> int:
             database_url=database_url,
             kafka_bootstrap=infra.kafka_bootstrap,
             log_dir=data_dir / "logs",
-            extra_env={"CC_INTERACTIONS_LOG_LEVEL": "WARNING"},
+            extra_env={
+                "CC_INTERACTIONS_LOG_LEVEL": "WARNING",
+                "CC_INTERACTIONS_WORKERS": str(args.workers),
+            },
         )
         wait_serving(service, 90, threading.Event())
-        say(f"interactions serving on {service.grpc_address} (pid {service.process.pid})")
+        say(
+            f"interactions serving on {service.grpc_address} (pid {service.process.pid}, "
+            f"{args.workers} worker process{'es' if args.workers > 1 else ''})"
+        )
         figures = asyncio.run(
             drive(
                 service.grpc_address,
