@@ -2,12 +2,14 @@
 (validate, decide, append to PostgreSQL, relay to Kafka) with 50 concurrent clients, and the
 commands' p99 latency.
 
-    uv run --all-packages python bench/interactions.py [--clients 50] [--seconds 20]
+    uv run --all-packages python bench/interactions.py [--clients 50] [--seconds 20] [--workers 2]
 
 Starts PostgreSQL (durable: fsync on, in a temporary data directory) and the broker through
 the same launcher code as `make run`, unless `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` name
 external ones, then the service as its own process (`python -m contactcenter.interactions`,
-as `make run` starts it). Each client plays whole contacts, one command after the other:
+as `make run` starts it), with `--workers` processes serving its port together (the
+service's `workers` setting; 2 by default: one per core of a 2-core machine). Each client
+plays whole contacts, one command after the other:
 create (assigned to an agent), connect, message, hold, resume, note, end, complete.
 
 Two phases, because with 50 clients that each wait for an answer before the next command,
@@ -17,6 +19,9 @@ latency is 50 / throughput (Little's law: 50 ms on average at 1,000 commands/s),
 2. latency under load: the same clients pace themselves to 1,000 commands/s together (or
    75% of the measured throughput when that is lower; `--rate` sets it), latency counted
    from when each command was due -> `command_p99_ms`.
+Each phase also prints the CPU per command of the service (all its workers), of the bench's
+own gRPC clients, of PostgreSQL and of the broker (the machine is shared and noisy: CPU per
+command is the steadier figure), after the idle CPU of each before any command.
 Then it waits until the outbox relay has published every event to Kafka and counts them
 there with a plain consumer: a command counts only if its events got out.
 
