@@ -2,12 +2,14 @@
 (validate, decide, append to PostgreSQL, relay to Kafka) with 50 concurrent clients, and the
 commands' p99 latency.
 
-    uv run --all-packages python bench/interactions.py [--clients 50] [--seconds 20]
+    uv run --all-packages python bench/interactions.py [--clients 50] [--seconds 20] [--workers 2]
 
 Starts PostgreSQL (durable: fsync on, in a temporary data directory) and the broker through
 the same launcher code as `make run`, unless `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` name
 external ones, then the service as its own process (`python -m contactcenter.interactions`,
-as `make run` starts it). Each client plays whole contacts, one command after the other:
+as `make run` starts it), with `--workers` processes serving its port together (the
+service's `workers` setting; 2 by default: one per core of a 2-core machine). Each client
+plays whole contacts, one command after the other:
 create (assigned to an agent), connect, message, hold, resume, note, end, complete.
 
 Two phases, because with 50 clients that each wait for an answer before the next command,
@@ -17,6 +19,9 @@ latency is 50 / throughput (Little's law: 50 ms on average at 1,000 commands/s),
 2. latency under load: the same clients pace themselves to 1,000 commands/s together (or
    75% of the measured throughput when that is lower; `--rate` sets it), latency counted
    from when each command was due -> `command_p99_ms`.
+Each phase also prints the CPU per command of the service (all its workers), of the bench's
+own gRPC clients, of PostgreSQL and of the broker (the machine is shared and noisy: CPU per
+command is the steadier figure), after the idle CPU of each before any command.
 Then it waits until the outbox relay has published every event to Kafka and counts them
 there with a plain consumer: a command counts only if its events got out.
 
@@ -202,6 +207,34 @@ async def wait_relayed(database_url: str, within_s: float) -> tuple[int, float]:
         await conn.close()
 
 
+class CpuMeter:
+    """CPU seconds (user + system) used by groups of processes: each group is a root process
+    and its children (the service, PostgreSQL's postmaster and backends, the broker) or this
+    process alone (the bench's own gRPC clients; its children are the other groups)."""
+
+    def __init__(self, groups: dict[str, int | None]) -> None:
+        self.groups = {name: pid for name, pid in groups.items() if pid is not None}
+
+    @staticmethod
+    def _tree(pid: int) -> float:
+        try:
+            root = psutil.Process(pid)
+            members = [root] if pid == os.getpid() else [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for member in members:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def sample(self) -> dict[str, float]:
+        return {name: self._tree(pid) for name, pid in self.groups.items()}
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -242,7 +275,7 @@ async def run_clients(
     warmup: float,
     seconds: float,
     pace_s: float | None,
-    service: psutil.Process,
+    meter: CpuMeter,
 ) -> tuple[Results, float, float, float]:
     """50 clients playing contacts; returns the results, the measured window and the
     service's CPU seconds over the whole run."""
@@ -252,7 +285,7 @@ async def run_clients(
     started = time.monotonic()
     since = started + warmup
     until = since + seconds
-    cpu_before = sum(service.cpu_times()[:2])
+    cpu_before = meter.sample()
     try:
         await asyncio.gather(
             *(
@@ -270,12 +303,18 @@ async def run_clients(
     finally:
         for channel in channels:
             await channel.close()
-    cpu = sum(service.cpu_times()[:2]) - cpu_before
+    cpu_after = meter.sample()
+    elapsed = time.monotonic() - started
+    commands = max(1, len(results.samples))
+    used = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
     say(
-        f"  service process: {cpu / (time.monotonic() - started):.0%} of a core, "
-        f"{cpu * 1000 / max(1, len(results.samples)):.2f} ms CPU per command"
+        "  CPU per command (ms) and share of a core: "
+        + ", ".join(
+            f"{name} {cpu * 1000 / commands:.2f} ({cpu / elapsed:.0%})"
+            for name, cpu in used.items()
+        )
     )
-    return results, since, until, cpu
+    return results, since, until, used["service"]
 
 
 async def drive(
@@ -285,18 +324,26 @@ async def drive(
     clients: int,
     seconds: float,
     warmup: float,
-    service_pid: int,
+    meter: CpuMeter,
     rate: float | None,
 ) -> dict[str, Any]:
     tenant_id = f"bench-{uuid.uuid4().hex[:8]}"
     metadata = metadata_for(issue_token(tenant_id, [Role.SERVICE], "bench-gateway"))
-    service = psutil.Process(service_pid)
     started = time.monotonic()
 
+    idle_before, idle_since = meter.sample(), time.monotonic()
+    await asyncio.sleep(3.0)
+    idle_after, idle_s = meter.sample(), time.monotonic() - idle_since
+    say(
+        "0. idle (no commands), share of a core: "
+        + ", ".join(
+            f"{name} {(idle_after[name] - idle_before[name]) / idle_s:.1%}" for name in idle_after
+        )
+    )
     say(f"1. throughput: {clients} clients, each sending its next command as soon as the")
     say(f"   last one is answered ({warmup:.0f} s warm-up + {seconds:.0f} s measured) ...")
     results, since, until, _ = await run_clients(
-        address, metadata, clients, warmup, seconds, None, service
+        address, metadata, clients, warmup, seconds, None, meter
     )
     capacity, closed_p99 = report("   throughput", results, since, until)
 
@@ -307,7 +354,7 @@ async def drive(
     )
     say("   latency counted from when each command was due ...")
     paced, since, until, _ = await run_clients(
-        address, metadata, clients, warmup, seconds, clients / target, service
+        address, metadata, clients, warmup, seconds, clients / target, meter
     )
     achieved, p99 = report("   under load", paced, since, until)
     finished = time.monotonic()
@@ -339,6 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="commands/s of the latency phase (default: 1,000, or 75%% of the throughput)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="service processes sharing the gRPC port (CC_INTERACTIONS_WORKERS; one per core)",
+    )
     args = parser.parse_args(argv)
 
     data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-interactions-"))
@@ -363,10 +416,16 @@ def main(argv: list[str] | None = None) -> int:
             database_url=database_url,
             kafka_bootstrap=infra.kafka_bootstrap,
             log_dir=data_dir / "logs",
-            extra_env={"CC_INTERACTIONS_LOG_LEVEL": "WARNING"},
+            extra_env={
+                "CC_INTERACTIONS_LOG_LEVEL": "WARNING",
+                "CC_INTERACTIONS_WORKERS": str(args.workers),
+            },
         )
         wait_serving(service, 90, threading.Event())
-        say(f"interactions serving on {service.grpc_address} (pid {service.process.pid})")
+        say(
+            f"interactions serving on {service.grpc_address} (pid {service.process.pid}, "
+            f"{args.workers} worker process{'es' if args.workers > 1 else ''})"
+        )
         figures = asyncio.run(
             drive(
                 service.grpc_address,
@@ -375,7 +434,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.clients,
                 args.seconds,
                 args.warmup,
-                service.process.pid,
+                CpuMeter(
+                    {
+                        "service": service.process.pid,
+                        "clients": os.getpid(),
+                        "postgres": _pid(infra.postgres),
+                        "broker": _pid(infra.kafka),
+                    }
+                ),
                 args.rate,
             )
         )
@@ -390,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     say(f"goal (>= 1,000 commands/s, p99 < 20 ms): {'met' if goal else 'NOT met'}")
     print(json.dumps({"bench": "interactions", **figures}), flush=True)
     return 0
+
+
+def _pid(part: Any) -> int | None:
+    """The pid of an infrastructure process this bench started (None: an external one)."""
+    process = getattr(part, "process", None)
+    return None if process is None else int(process.pid)
 
 
 async def _admin(server_url: str, sql: str) -> None:

@@ -185,3 +185,18 @@ async def test_method_roles_must_name_real_methods() -> None:
 async def test_a_taken_port_fails_loudly(server: GrpcServer) -> None:
     with pytest.raises(RuntimeError):
         create_server(GrpcServerSettings(port=server.port), [diagnostics_registration()])
+
+
+async def test_processes_that_ask_for_it_share_a_port() -> None:
+    first = create_server(GrpcServerSettings(reuse_port=True), [diagnostics_registration()])
+    second = create_server(
+        GrpcServerSettings(port=first.port, reuse_port=True), [diagnostics_registration()]
+    )
+    assert second.port == first.port
+    async with first, second:
+        for server in (first, second):  # the kernel picks either for a connection
+            for requirement in ("database", "broker", "projections"):
+                await server.health.mark_ready(requirement)
+        async with grpc.aio.insecure_channel(first.address) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING

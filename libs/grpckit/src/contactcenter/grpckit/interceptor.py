@@ -57,6 +57,9 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._verifier = verifier
         self._method_roles = dict(method_roles)
         self._error_codes = dict(error_codes or {})
+        # Wrapped handlers by method, for the handler object they wrap: grpc hands out the
+        # same handler for every call of a method, so each is wrapped once, not per call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -65,9 +68,14 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or service_of(method) in PUBLIC_SERVICES:
-            return handler
-        return self._wrap(handler, method)
+        if handler is None:
+            return None
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = handler if service_of(method) in PUBLIC_SERVICES else self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _admit(self, method: str, context: grpc.aio.ServicerContext) -> Caller:
         """The authenticated, authorised caller, or Unauthenticated / PermissionDenied."""

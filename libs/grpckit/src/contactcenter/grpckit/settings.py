@@ -64,4 +64,8 @@ class GrpcServerSettings(BaseModel):
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_concurrent_rpcs: int | None = Field(default=None, gt=0)
     reflection: bool = True
+    # Let several processes of one service listen on the same port (SO_REUSEPORT: the kernel
+    # spreads the connections over them). Off by default, so that a port already taken fails
+    # loudly instead of being shared by accident.
+    reuse_port: bool = False
     auth: AuthSettings = Field(default_factory=AuthSettings)

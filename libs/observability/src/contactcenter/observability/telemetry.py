@@ -12,6 +12,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
+from contactcenter.observability.lean import LeanTracerProvider
 from contactcenter.observability.logs import configure_logging
 
 
@@ -59,7 +60,8 @@ def setup_telemetry(
     # process hosting two components) adds its exporter to the installed provider.
     installed = trace.get_tracer_provider()
     first = not isinstance(installed, TracerProvider)
-    tracer_provider = TracerProvider(resource=resource) if first else installed
+    # Lean: while no exporter is added, spans are not built (trace context still flows).
+    tracer_provider = LeanTracerProvider(resource=resource) if first else installed
     assert isinstance(tracer_provider, TracerProvider)
     if span_exporter is not None:
         tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))

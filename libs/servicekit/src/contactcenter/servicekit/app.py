@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +16,6 @@ from typing import Any, Union
 
 import asyncpg
 from faststream.kafka import KafkaBroker
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from contactcenter.contracts.events import DomainEvent
 from contactcenter.contracts.topics import topic_for
@@ -29,6 +31,7 @@ from contactcenter.messaging.settings import KafkaSettings
 from contactcenter.messaging.subscriber import subscribe_envelope_batches
 from contactcenter.observability import Telemetry, setup_telemetry
 from contactcenter.servicekit.settings import ServiceSettings
+from contactcenter.servicekit.tracing import ServerTracingInterceptor
 
 _log = logging.getLogger(__name__)
 
@@ -148,7 +151,7 @@ class ServiceApp:
             s.grpc(),
             list(d.grpc_services(self.context)),
             health_state=self.health,
-            interceptors=[aio_server_interceptor()],  # type: ignore[no-untyped-call]
+            interceptors=[ServerTracingInterceptor()],
         )
         await self.grpc.start()
         await self.health.mark_ready("database")
@@ -249,4 +252,42 @@ class ServiceApp:
             await self.stop()
 
     def run(self) -> None:
-        asyncio.run(self.serve())
+        """Serve in this process, plus `settings.workers - 1` more processes of the same
+        command on the same port, stopped with this one."""
+        workers = start_workers(self.settings)
+        try:
+            asyncio.run(self.serve())
+        finally:
+            stop_workers(workers)
+
+
+#: How long stopping workers waits for them before killing them.
+WORKER_STOP_S = 20.0
+
+
+def start_workers(settings: ServiceSettings) -> list[subprocess.Popen[bytes]]:
+    """Start `settings.workers - 1` copies of this process's command (each with one worker,
+    sharing the gRPC port); none when one worker is asked for."""
+    if settings.workers == 1:
+        return []
+    if settings.grpc_port == 0:
+        raise ValueError("workers > 1 need a fixed gRPC port (grpc_port)")
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    env = {**os.environ, f"{prefix}WORKERS": "1", f"{prefix}GRPC_REUSE_PORT": "true"}
+    command = [sys.executable, *sys.orig_argv[1:]]
+    _log.info(
+        "starting %d more worker processes on port %d", settings.workers - 1, settings.grpc_port
+    )
+    return [subprocess.Popen(command, env=env) for _ in range(settings.workers - 1)]
+
+
+def stop_workers(workers: Sequence[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()

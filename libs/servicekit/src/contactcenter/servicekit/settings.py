@@ -36,6 +36,12 @@ class ServiceSettings(BaseSettings):
 
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=0, ge=0, le=65535)
+    #: Processes serving the gRPC port together (SO_REUSEPORT), for a CPU-bound service on a
+    #: machine with several cores: each is a full replica (the outbox relay and the service's
+    #: own tailers run in one of them at a time, the others stand by). Needs a fixed port.
+    workers: int = Field(default=1, ge=1, le=64)
+    #: Share the gRPC port with other processes (set for the workers; see `workers`).
+    grpc_reuse_port: bool = False
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
     log_level: str = "INFO"
@@ -50,4 +56,9 @@ class ServiceSettings(BaseSettings):
         )
 
     def grpc(self) -> GrpcServerSettings:
-        return GrpcServerSettings(host=self.grpc_host, port=self.grpc_port, auth=self.auth)
+        return GrpcServerSettings(
+            host=self.grpc_host,
+            port=self.grpc_port,
+            auth=self.auth,
+            reuse_port=self.grpc_reuse_port or self.workers > 1,
+        )
