@@ -111,11 +111,14 @@ async def configure_agents(address: str, tenants: list[str], agents: int) -> Non
                     pb.UpsertAgentRequest(request_id=str(uuid.uuid4()), agent=agent),
                     metadata=admin,
                 )
+                # Set by the administrator: no desktop, so no presence lease to keep alive.
                 await stub.SetAgentState(
                     pb.SetAgentStateRequest(
-                        request_id=str(uuid.uuid4()), presence=pb.PRESENCE_AVAILABLE
+                        request_id=str(uuid.uuid4()),
+                        agent_id=agent_id,
+                        presence=pb.PRESENCE_AVAILABLE,
                     ),
-                    metadata=metadata_for(issue_token(tenant, (Role.AGENT,), agent_id)),
+                    metadata=admin,
                 )
 
             for start in range(0, agents, 50):
