@@ -152,8 +152,9 @@ def create_server(
         logger.warning("gRPC auth accepts the DEVELOPMENT signing key: never do this in production")
 
     options = [
-        # Fail loudly when the port is taken instead of silently sharing it with another process.
-        ("grpc.so_reuseport", 0),
+        # Fail loudly when the port is taken instead of silently sharing it with another process
+        # (unless the settings ask for several processes serving one port).
+        ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]

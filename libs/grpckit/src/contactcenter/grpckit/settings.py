@@ -63,5 +63,8 @@ class GrpcServerSettings(BaseModel):
     grace_period_seconds: float = Field(default=10.0, ge=0)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_concurrent_rpcs: int | None = Field(default=None, gt=0)
+    # Share the port with other processes that set it too (SO_REUSEPORT: the kernel spreads
+    # connections over them). Off by default: a taken port then fails loudly.
+    reuse_port: bool = False
     reflection: bool = True
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -5,8 +5,10 @@ outbox relay -> gRPC server whose health says SERVING only when all of that is r
 from contactcenter.servicekit.app import Loop, ServiceApp, ServiceContext, ServiceDefinition
 from contactcenter.servicekit.paths import migrations_dir
 from contactcenter.servicekit.settings import ServiceSettings
+from contactcenter.servicekit.workers import GrpcWorkers
 
 __all__ = [
+    "GrpcWorkers",
     "Loop",
     "ServiceApp",
     "ServiceContext",

@@ -118,6 +118,8 @@ class ServiceApp:
         self._pool: asyncpg.Pool | None = None
         self._broker: KafkaBroker | None = None
         self._telemetry: Telemetry | None = None
+        #: Serve gRPC on a port shared with other processes (see servicekit.workers).
+        self.grpc_reuse_port = False
 
     @property
     def schema(self) -> str:
@@ -144,12 +146,7 @@ class ServiceApp:
             health=self.health,
             telemetry=self._telemetry,
         )
-        self.grpc = create_server(
-            s.grpc(),
-            list(d.grpc_services(self.context)),
-            health_state=self.health,
-            interceptors=[aio_server_interceptor()],  # type: ignore[no-untyped-call]
-        )
+        self.grpc = self._create_grpc_server(self.context)
         await self.grpc.start()
         await self.health.mark_ready("database")
 
@@ -178,6 +175,40 @@ class ServiceApp:
         ]
         await self.health.mark_ready("projections")
         _log.info("%s serving gRPC on %s", d.name, self.grpc.address)
+
+    def _create_grpc_server(self, context: ServiceContext) -> GrpcServer:
+        settings = self.settings.grpc()
+        if self.grpc_reuse_port:
+            settings = settings.model_copy(update={"reuse_port": True})
+        return create_server(
+            settings,
+            list(self.definition.grpc_services(context)),
+            health_state=self.health,
+            interceptors=[aio_server_interceptor()],  # type: ignore[no-untyped-call]
+        )
+
+    async def start_grpc_only(self) -> None:
+        """Start a process that serves the service's gRPC API and nothing else: no migrations,
+        broker, projections or background loops (a primary process of the same service runs
+        those; see servicekit.workers). Its health turns SERVING once its database pool is up."""
+        d, s = self.definition, self.settings
+        self._telemetry = setup_telemetry(d.name, log_level=s.log_level)
+        self._pool = await self._connect_database()
+        self.context = ServiceContext(
+            name=d.name,
+            settings=s,
+            schema=self.schema,
+            pool=self._pool,
+            store=PostgresEventStore(self._pool, self.schema),
+            broker=create_broker(s.kafka(client_id=d.name)),  # never started here
+            health=self.health,
+            telemetry=self._telemetry,
+        )
+        self.grpc = self._create_grpc_server(self.context)
+        await self.grpc.start()
+        for requirement in sorted(self.health.requirements):
+            await self.health.mark_ready(requirement)
+        _log.info("%s gRPC worker serving on %s", d.name, self.grpc.address)
 
     def _topics(self, projections: Sequence[Projection]) -> list[str]:
         topics = set(self.definition.extra_topics)

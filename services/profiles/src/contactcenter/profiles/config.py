@@ -27,6 +27,11 @@ class ProfilesSettings(ServiceSettings):
     #: Base64 of 32 random bytes. Wraps every profile's data key and derives the tenants'
     #: identity-index secrets: losing it loses every profile's personal data.
     master_key: SecretStr = SecretStr(DEV_ONLY_MASTER_KEY)
+    #: Processes serving the gRPC port (SO_REUSEPORT, Linux): 1 (the default) is one process
+    #: doing everything; N > 1 adds N - 1 processes that serve gRPC only, for a pod or machine
+    #: with more than one core to give to a busy profiles API (ResolveIdentity is CPU-bound
+    #: in Python, about one core per 1,000-2,000 resolves/s).
+    grpc_workers: int = Field(default=1, ge=1, le=64)
     #: How long a tenant's settings (default region, attribute schema) are cached.
     tenant_settings_ttl_s: float = Field(default=5.0, ge=0)
 

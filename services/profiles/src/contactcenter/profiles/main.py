@@ -19,7 +19,14 @@ from contactcenter.profiles.application import ProfilesApplication
 from contactcenter.profiles.config import ProfilesSettings
 from contactcenter.profiles.domain import EVENT_TYPES
 from contactcenter.profiles.projections import INTERACTIONS_TOPIC, HistoryProjection
-from contactcenter.servicekit import ServiceApp, ServiceContext, ServiceDefinition, migrations_dir
+from contactcenter.servicekit import (
+    GrpcWorkers,
+    Loop,
+    ServiceApp,
+    ServiceContext,
+    ServiceDefinition,
+    migrations_dir,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -29,6 +36,7 @@ SERVICE_NAME = "profiles"
 def definition(
     grpc_services: Callable[[ServiceContext], Sequence[ServiceRegistration]] = lambda _: (),
     projections: Callable[[ServiceContext], Sequence[Projection]] = lambda _: (),
+    background: Callable[[ServiceContext], Sequence[tuple[str, Loop]]] = lambda _: (),
 ) -> ServiceDefinition:
     """What servicekit runs (and renders the AsyncAPI document from)."""
     return ServiceDefinition(
@@ -38,6 +46,7 @@ def definition(
         projections=projections,
         event_models=EVENT_TYPES,
         consumes=(INTERACTIONS_TOPIC,),
+        background=background,
     )
 
 
@@ -45,7 +54,14 @@ class ProfilesApp(ServiceApp):
     def __init__(self, settings: ProfilesSettings) -> None:
         self.profiles_settings = settings
         self.application: ProfilesApplication | None = None
-        super().__init__(definition(self._grpc_services, self._projections), settings)
+        self.workers: GrpcWorkers | None = None
+        super().__init__(
+            definition(self._grpc_services, self._projections, self._background), settings
+        )
+        # Several processes serve the gRPC port (CC_PROFILES_GRPC_WORKERS): this one runs the
+        # whole service, the others gRPC only (servicekit.workers). Every resolve, read and
+        # write goes to PostgreSQL, so the workers are replicas sharing a port.
+        self.grpc_reuse_port = settings.grpc_workers > 1
 
     def _grpc_services(self, ctx: ServiceContext) -> Sequence[ServiceRegistration]:
         s = self.profiles_settings
@@ -61,6 +77,19 @@ class ProfilesApp(ServiceApp):
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
         return [HistoryProjection(ctx.schema)]
+
+    def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
+        extra = self.profiles_settings.grpc_workers - 1
+        if extra < 1:
+            return []
+        self.workers = GrpcWorkers(
+            SERVICE_NAME, create_app, self.profiles_settings, extra, port=self._grpc_port
+        )
+        return [("grpc-workers", self.workers.run)]
+
+    def _grpc_port(self) -> int:
+        assert self.grpc is not None, "workers start once the primary's gRPC server is bound"
+        return self.grpc.port
 
 
 def create_app(settings: ProfilesSettings | None = None) -> ProfilesApp:
