@@ -57,6 +57,8 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._verifier = verifier
         self._method_roles = dict(method_roles)
         self._error_codes = dict(error_codes or {})
+        # A method's wrapped handler, built on its first call (not on every call).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -67,7 +69,12 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if handler is None or service_of(method) in PUBLIC_SERVICES:
             return handler
-        return self._wrap(handler, method)
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _admit(self, method: str, context: grpc.aio.ServicerContext) -> Caller:
         """The authenticated, authorised caller, or Unauthenticated / PermissionDenied."""

@@ -13,7 +13,6 @@ from typing import Any, Union
 
 import asyncpg
 from faststream.kafka import KafkaBroker
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from contactcenter.contracts.events import DomainEvent
 from contactcenter.contracts.topics import topic_for
@@ -29,6 +28,7 @@ from contactcenter.messaging.settings import KafkaSettings
 from contactcenter.messaging.subscriber import subscribe_envelope_batches
 from contactcenter.observability import Telemetry, setup_telemetry
 from contactcenter.servicekit.settings import ServiceSettings
+from contactcenter.servicekit.tracing import ServerTracingInterceptor
 
 _log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class ServiceApp:
             settings,
             list(self.definition.grpc_services(context)),
             health_state=self.health,
-            interceptors=[aio_server_interceptor()],  # type: ignore[no-untyped-call]
+            interceptors=[ServerTracingInterceptor()],
         )
 
     async def start_grpc_only(self) -> None:
