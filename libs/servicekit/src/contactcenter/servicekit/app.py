@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -275,4 +275,9 @@ class ServiceApp:
             await self.stop()
 
     def run(self) -> None:
-        asyncio.run(self.serve())
+        self.run_coroutine(self.serve())
+
+    def run_coroutine(self, main: Coroutine[Any, Any, None]) -> None:
+        """Run the process's main coroutine (`serve`, or a gRPC worker's) in a new event loop;
+        a service may choose another loop implementation here."""
+        asyncio.run(main)

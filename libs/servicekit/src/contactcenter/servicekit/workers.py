@@ -42,7 +42,7 @@ def run_grpc_worker(factory: AppFactory, settings: Any, port: int, primary_pid: 
     the primary process is gone."""
     app = factory(settings.model_copy(update={"grpc_port": port}))
     app.grpc_reuse_port = True
-    asyncio.run(_serve(app, primary_pid))
+    app.run_coroutine(_serve(app, primary_pid))
 
 
 async def _serve(app: ServiceApp, primary_pid: int) -> None:

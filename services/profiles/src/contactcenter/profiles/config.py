@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -32,6 +33,9 @@ class ProfilesSettings(ServiceSettings):
     #: with more than one core to give to a busy profiles API (ResolveIdentity is CPU-bound
     #: in Python, about one core per 1,000-2,000 resolves/s).
     grpc_workers: int = Field(default=1, ge=1, le=64)
+    #: The event loop of `python -m contactcenter.profiles` (and its gRPC workers): uvloop
+    #: spends about a fifth less CPU per ResolveIdentity than asyncio's own loop.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     #: How long a tenant's settings (default region, attribute schema) are cached.
     tenant_settings_ttl_s: float = Field(default=5.0, ge=0)
 

@@ -8,7 +8,10 @@ relay, gRPC).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import uvloop
 
 from contactcenter.eventbus import Projection
 from contactcenter.grpckit import ServiceRegistration
@@ -86,6 +89,12 @@ class ProfilesApp(ServiceApp):
             SERVICE_NAME, create_app, self.profiles_settings, extra, port=self._grpc_port
         )
         return [("grpc-workers", self.workers.run)]
+
+    def run_coroutine(self, main: Coroutine[Any, Any, None]) -> None:
+        if self.profiles_settings.event_loop == "uvloop":
+            uvloop.run(main)
+        else:
+            super().run_coroutine(main)
 
     def _grpc_port(self) -> int:
         assert self.grpc is not None, "workers start once the primary's gRPC server is bound"
