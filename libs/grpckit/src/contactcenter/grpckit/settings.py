@@ -63,9 +63,8 @@ class GrpcServerSettings(BaseModel):
     grace_period_seconds: float = Field(default=10.0, ge=0)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_concurrent_rpcs: int | None = Field(default=None, gt=0)
-    reflection: bool = True
-    # Let several processes of one service listen on the same port (SO_REUSEPORT: the kernel
-    # spreads the connections over them). Off by default, so that a port already taken fails
-    # loudly instead of being shared by accident.
+    # Share the port with other processes that set it too (SO_REUSEPORT: the kernel spreads
+    # connections over them). Off by default: a taken port then fails loudly.
     reuse_port: bool = False
+    reflection: bool = True
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -256,9 +256,14 @@ class ServiceApp:
         command on the same port, stopped with this one."""
         workers = start_workers(self.settings)
         try:
-            asyncio.run(self.serve())
+            self.run_coroutine(self.serve())
         finally:
             stop_workers(workers)
+
+    def run_coroutine(self, main: Coroutine[Any, Any, None]) -> None:
+        """Run the service's main coroutine to completion; a service may choose its event
+        loop here (profiles runs on uvloop)."""
+        asyncio.run(main)
 
 
 #: How long stopping workers waits for them before killing them.

@@ -8,7 +8,10 @@ relay, gRPC).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import uvloop
 
 from contactcenter.eventbus import Projection
 from contactcenter.grpckit import ServiceRegistration
@@ -19,7 +22,12 @@ from contactcenter.profiles.application import ProfilesApplication
 from contactcenter.profiles.config import ProfilesSettings
 from contactcenter.profiles.domain import EVENT_TYPES
 from contactcenter.profiles.projections import INTERACTIONS_TOPIC, HistoryProjection
-from contactcenter.servicekit import ServiceApp, ServiceContext, ServiceDefinition, migrations_dir
+from contactcenter.servicekit import (
+    ServiceApp,
+    ServiceContext,
+    ServiceDefinition,
+    migrations_dir,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +69,12 @@ class ProfilesApp(ServiceApp):
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
         return [HistoryProjection(ctx.schema)]
+
+    def run_coroutine(self, main: Coroutine[Any, Any, None]) -> None:
+        if self.profiles_settings.event_loop == "uvloop":
+            uvloop.run(main)
+        else:
+            super().run_coroutine(main)
 
 
 def create_app(settings: ProfilesSettings | None = None) -> ProfilesApp:

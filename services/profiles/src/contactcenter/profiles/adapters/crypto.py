@@ -68,7 +68,7 @@ class HmacRefs:
         self._secret = secret
 
     def ref(self, identity: Identity) -> str:
-        return hmac.new(self._secret, identity.key.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._secret, identity.key.encode(), "sha256").hex()
 
 
 class KeyRing:

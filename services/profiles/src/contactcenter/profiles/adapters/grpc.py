@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.contracts.errors import FieldViolation, ValidationFailed
-from contactcenter.grpckit import Role, ServiceRegistration, current_caller
+from contactcenter.grpckit import Caller, Role, ServiceRegistration, current_caller
 from contactcenter.profiles.application import (
     Actor,
     IdentityInput,
@@ -104,7 +105,12 @@ def registration(servicer: ProfilesServicer) -> ServiceRegistration:
 
 
 def _actor() -> Actor:
-    caller = current_caller()
+    return _actor_of(current_caller())
+
+
+@functools.lru_cache(maxsize=4096)
+def _actor_of(caller: Caller) -> Actor:
+    """The same token gives the same (immutable) actor: built once, not on every call."""
     return Actor(caller.tenant_id, caller.subject, frozenset(r.value for r in caller.roles))
 
 

@@ -81,9 +81,10 @@ class Tables:
     async def find_identity(
         self, tenant_id: str, kind: IdentityKind, ref: str
     ) -> IdentityRow | None:
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(self._sql_find, tenant_id, kind.value, ref)
-        return None if row is None else IdentityRow(**dict(row))
+        # One indexed query (primary key, plus the redirect's primary key): the whole read of
+        # a resolve of a known identity.
+        row = await self.pool.fetchrow(self._sql_find, tenant_id, kind.value, ref)
+        return None if row is None else IdentityRow(*row)
 
     async def claim_identity(
         self,

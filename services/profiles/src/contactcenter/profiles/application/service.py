@@ -196,9 +196,13 @@ class ProfilesApplication:
         display_name: str | None = None,
     ) -> Resolved:
         tenant = actor.tenant_id
-        identity = self._normalise(
-            identity_in, await self._region(tenant, default_region), "identity"
+        # Only phone numbers are read in a region: other kinds skip the tenant's settings.
+        region = (
+            await self._region(tenant, default_region)
+            if identity_in.kind is IdentityKind.PHONE
+            else None
         )
+        identity = self._normalise(identity_in, region, "identity")
         ref = self.keyring.refs(tenant).ref(identity)
         for _ in range(10):
             row = await self.tables.find_identity(tenant, identity.kind, ref)
