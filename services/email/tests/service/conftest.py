@@ -175,6 +175,9 @@ class Api:
     async def smtp_send(
         self, raw: bytes, *, sender: str = "anna@customer.example", to: str | None = None
     ) -> Any:
+        if sender == "":  # the null sender of bounces: MAIL FROM:<>
+            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=self.stack.smtp_port) as s:
+                return await s.sendmail("", [to or self.mailbox], raw)
         return await aiosmtplib.send(
             raw,
             sender=sender,

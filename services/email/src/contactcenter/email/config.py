@@ -77,6 +77,9 @@ class EmailSettings(ServiceSettings):
     imap_poll_interval_s: float = Field(default=10.0, gt=0)
     imap_timeout_s: float = Field(default=60.0, gt=0)
 
+    #: Whether this process parses and threads the stored messages (an intake-only replica
+    #: sets False: it stores and answers SMTP, another process works the queue).
+    processing_enabled: bool = True
     process_batch_size: int = Field(default=200, ge=1)
     poll_interval_s: float = Field(default=1.0, gt=0)
 

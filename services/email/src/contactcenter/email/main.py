@@ -142,9 +142,10 @@ class EmailApp(ServiceApp):
         assert self.mailboxes and self.processor and self.replies and self.imap
         loops: list[tuple[str, Loop]] = [
             ("mailbox-registry", self.mailboxes.run_refresh),
-            ("email-processor", self.processor.run),
             ("reply-sender", self.replies.run),
         ]
+        if self.email_settings.processing_enabled:
+            loops.append(("email-processor", self.processor.run))
         if self.email_settings.imap_enabled:
             loops.append(("imap-poller", self.imap.run))
         return loops
