@@ -20,9 +20,10 @@ import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from contactcenter.contracts.events import utc_now
 from contactcenter.email.config import EmailSettings, LimitSettings
 from contactcenter.email.main import EmailApp, create_app
 from contactcenter.email.v1 import email_pb2 as pb
@@ -32,7 +33,7 @@ from contactcenter.interactions.config import InteractionsSettings
 from contactcenter.interactions.main import create_app as create_interactions
 from contactcenter.interactions.v1 import interactions_pb2 as ipb
 from contactcenter.interactions.v1 import interactions_pb2_grpc as ipb_grpc
-from contactcenter.messaging.cloudevents import EventEnvelope, decode
+from contactcenter.messaging.cloudevents import EventEnvelope, decode, encode
 from contactcenter.profiles.config import ProfilesSettings
 from contactcenter.profiles.main import create_app as create_profiles
 from contactcenter.profiles.v1 import profiles_pb2 as ppb
@@ -254,6 +255,44 @@ class Api:
             timeout=10,
         )
         return response.interaction
+
+    async def assign(self, interaction_id: str, agent_id: str) -> None:
+        """What the routing service publishes when it gives the contact to an agent."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.stack.kafka_bootstrap, enable_idempotence=False
+        )
+        await producer.start()
+        try:
+            event_id = uuid.uuid4()
+            record = encode(
+                EventEnvelope(
+                    id=event_id,
+                    type="routing.ContactAssigned.v1",
+                    source="/contactcenter/test-routing",
+                    subject=interaction_id,
+                    time=utc_now(),
+                    tenant_id=self.tenant_id,
+                    data={
+                        "event_id": str(event_id),
+                        "tenant_id": self.tenant_id,
+                        "interaction_id": interaction_id,
+                        "agent_id": agent_id,
+                    },
+                )
+            )
+            await producer.send_and_wait(
+                "cc.routing.events.v1", value=record.value, key=record.key, headers=record.headers
+            )
+        finally:
+            await producer.stop()
+
+        async def assigned() -> None:
+            interaction = await self.interaction(interaction_id)
+            assert agent_id in interaction.participant_agent_ids or (
+                interaction.agent_id == agent_id
+            ), interaction
+
+        await eventually(assigned)
 
     async def resolve(self, address: str) -> str:
         response = await self.stack.profiles.ResolveIdentity(

@@ -380,6 +380,9 @@ class Processor:
         key = dedupe_key(p.internet_message_id, row.raw_sha256)
         existing = index.by_key.get((tenant, key))
         if existing is not None:
+            known = index.by_internet_id.get((tenant, p.internet_message_id or ""))
+            if known is not None and known[1] == "outbound":
+                return await self._returned(conn, row, p, existing)
             return Outcome("duplicate", existing)
         message_id = message_id_for(tenant, key)
         own = False
@@ -538,6 +541,29 @@ class Processor:
             expected_version=NO_STREAM,
         )
         return Outcome("done", message_id)
+
+    async def _returned(
+        self, conn: PgConnection, row: _Row, p: ParsedMessage, sent_message_id: str
+    ) -> Outcome:
+        """One of our own sent messages came back in (a forwarding loop): recorded, never
+        answered, never a contact."""
+        returned_id = message_id_for(row.tenant_id, f"returned:{row.inbox_id}")
+        event = OwnMailReturned(
+            tenant_id=row.tenant_id,
+            message_id=returned_id,
+            mailbox_address=row.mailbox_address,
+            from_address=p.from_address,
+            reason=f"our sent message {sent_message_id}",
+            internet_message_id=p.internet_message_id,
+            raw_sha256=row.raw_sha256,
+        )
+        await self._store.append_in(
+            conn,
+            stream_id("email_message", row.tenant_id, returned_id),
+            [event],
+            expected_version=ANY,
+        )
+        return Outcome("own_mail", sent_message_id)
 
     async def _finish(self, conn: PgConnection, outcomes: list[tuple[_Row, Outcome]]) -> None:
         await conn.execute(
