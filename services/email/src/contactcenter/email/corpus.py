@@ -325,12 +325,15 @@ def zip_bomb(
     return m.as_bytes()
 
 
-def realistic(n: int, to: str, *, attachment_every: int = 10) -> bytes:
-    """The benchmark's mix: 2-6 KB text mails, every tenth with a 30-200 KB attachment."""
-    sender = formataddr((f"Customer {n}", f"customer{n % 5000}@customer.example"))
-    if n % attachment_every == 0:
-        return with_attachment(sender, to, 30_000 + (n * 7919) % 170_000, subject=f"Logs {n}")
+def realistic(n: int, to: str, *, message_id: str | None = None, senders: int = 500) -> bytes:
+    """The benchmark's mix: 2-6 KB text mails from `senders` customers, every tenth with a
+    30-200 KB attachment."""
+    sender = formataddr((f"Customer {n % senders}", f"customer{n % senders}@customer.example"))
+    if n % 10 == 0:
+        return with_attachment(
+            sender, to, 30_000 + (n * 7919) % 170_000, message_id=message_id, subject=f"Logs {n}"
+        )
     body = f"Hello,\nI have a question about order {n}.\n" + (
         "Lorem ipsum dolor sit amet. " * (60 + n % 150)
     )
-    return plain(sender, to, f"Question about order {n}", body)
+    return plain(sender, to, f"Question about order {n}", body, message_id=message_id)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import html as html_lib
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import errors as email_errors
 from email import message_from_bytes, policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from typing import Any, Final
 
@@ -107,11 +109,45 @@ class ParsedMessage:
     dsn_status: str | None = None
 
 
+class _CachingHeaderRegistry(HeaderRegistry):
+    """The standard header registry, remembering parsed headers: `EmailMessage` parses a
+    header again on every access (get_content_type alone parses Content-Type a dozen times
+    per message), and the registry builds a new class for every parse. Header objects are
+    immutable, so one parse per distinct (name, value) serves all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+        self._parsed: dict[tuple[str, str], BaseHeader] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        cls = self._classes.get(key)
+        if cls is None:
+            cls = self._classes[key] = super().__getitem__(name)
+        return cls
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        key = (name.lower(), value)
+        header = self._parsed.get(key)
+        if header is None:
+            if len(self._parsed) > 20_000:
+                self._parsed.clear()
+            header = self._parsed[key] = self[name](name, value)
+        return header
+
+
+#: `email.policy.default` with the caching header registry.
+POLICY: Final = policy.default.clone(header_factory=_CachingHeaderRegistry())
+
+
 def clean(text: str | None) -> str:
     """Text safe for JSON and PostgreSQL: undecodable bytes replaced, no NUL characters."""
     if not text:
         return ""
-    if any("\udc80" <= c <= "\udcff" for c in text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes of undecodable bytes
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text.replace("\x00", "")
 
@@ -221,10 +257,22 @@ def html_to_text(html: str) -> str:
     return html_lib.unescape(text).strip()
 
 
+#: Cheap test for quoted history or a signature: only then the (costly) reply parser runs.
+_QUOTE_MARKERS: Final = re.compile(
+    r"^(>|-- ?$|_{8,}|-{3,} ?(original|ursprüngliche|message|nachricht)|"
+    r"(from|von|de|van|från|fra|od|da|sent|gesendet|envoyé) ?:|on .{0,200}wrote|"
+    r"am .{0,200}schrieb|le .{0,200}a écrit|el .{0,200}escribió|il .{0,200}scritto|"
+    r"op .{0,200}schreef|\d{4}[/年-].{0,100}(wrote|写道|のメッセージ|:)$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
 def new_text_of(full_text: str) -> str:
     """The new text of a reply: quoted history and signature separated."""
     if not full_text.strip():
         return ""
+    if not _QUOTE_MARKERS.search(full_text):
+        return full_text.strip()
     try:
         reply = EmailReplyParser(languages=_REPLY_LANGUAGES).parse_reply(full_text)
     except Exception:
@@ -253,7 +301,7 @@ def _dsn(leaves: list[Message]) -> tuple[str | None, tuple[str, ...], str | None
                 inner = part.get_payload()
                 headers = inner[0] if isinstance(inner, list) and inner else None
             else:
-                headers = message_from_bytes(_leaf_bytes(part), policy=policy.default)
+                headers = message_from_bytes(_leaf_bytes(part), policy=POLICY)
             if isinstance(headers, Message) and original is None:
                 original = normalize_message_id(_header(headers, "message-id"))
     return original, tuple(recipients), status
@@ -267,7 +315,7 @@ def parse(
     if not raw.strip():
         raise Unprocessable("empty", "no bytes")
     try:
-        msg: Any = message_from_bytes(raw, _class=EmailMessage, policy=policy.default)
+        msg: Any = message_from_bytes(raw, _class=EmailMessage, policy=POLICY)
     except Exception as exc:  # the parser is lenient; this is the unexpected case
         raise Unprocessable("unparseable", repr(exc)) from None
     defects = [type(d).__name__ for d in msg.defects]
@@ -327,9 +375,12 @@ def parse(
     if not ignore_limits and len(attachments) > limits.max_attachments:
         raise Unprocessable("too_many_attachments", f"{len(attachments)} attachments")
 
-    headers = {h: _header(msg, h) for h in _CLASSIFY_HEADERS if msg.get(h) is not None}
+    raw_headers: dict[str, str] = {}
+    for name, value in msg.raw_items():
+        raw_headers.setdefault(name.lower(), clean(str(value)).replace("\r\n", "").strip())
+    headers = {h: raw_headers[h] for h in _CLASSIFY_HEADERS if h in raw_headers}
     subject = _header(msg, "subject")
-    internet_id = normalize_message_id(_header(msg, "message-id"))
+    internet_id = normalize_message_id(raw_headers.get("message-id"))
     sent_at: datetime | None = None
     try:
         date = msg.get("date")
@@ -357,8 +408,8 @@ def parse(
         subject=subject,
         sent_at=sent_at,
         internet_message_id=internet_id,
-        in_reply_to=tuple(message_ids(_header(msg, "in-reply-to"))),
-        references=tuple(message_ids(_header(msg, "references"))),
+        in_reply_to=tuple(message_ids(raw_headers.get("in-reply-to"))),
+        references=tuple(message_ids(raw_headers.get("references"))),
         full_text=text[:MAX_BODY_CHARS],
         new_text=new_text_of(text[:MAX_BODY_CHARS]),
         html=html[: MAX_BODY_CHARS * 2] if html else None,
