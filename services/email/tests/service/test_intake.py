@@ -44,8 +44,9 @@ async def test_first_email_opens_a_contact_and_a_reply_joins_it(api: Any, eventu
     assert "please restart the router" not in second["body_text"]
 
     async def one_interaction_with_both() -> Any:
-        (interaction,) = await api.interactions()
-        full = await api.interaction(interaction.interaction_id)
+        found = await api.interactions()
+        assert len(found) == 1, found
+        full = await api.interaction(found[0].interaction_id)
         assert len(full.messages) == 2
         return full
 

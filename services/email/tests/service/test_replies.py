@@ -25,8 +25,9 @@ async def _contact(api: Any, eventually: Any) -> tuple[dict[str, Any], str]:
     (received,) = await api.wait_events("email.EmailReceived.v1")
 
     async def created() -> str:
-        (interaction,) = await api.interactions()
-        return str(interaction.interaction_id)
+        found = await api.interactions()
+        assert len(found) == 1, found
+        return str(found[0].interaction_id)
 
     interaction_id = await eventually(created)
     await api.assign(interaction_id, "agent-7")

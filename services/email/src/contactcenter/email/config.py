@@ -80,6 +80,8 @@ class EmailSettings(ServiceSettings):
     #: Whether this process parses and threads the stored messages (an intake-only replica
     #: sets False: it stores and answers SMTP, another process works the queue).
     processing_enabled: bool = True
+    #: Worker processes that parse (0: parse in the service's event loop).
+    parse_workers: int = Field(default=1, ge=0, le=32)
     process_batch_size: int = Field(default=200, ge=1)
     poll_interval_s: float = Field(default=1.0, gt=0)
 

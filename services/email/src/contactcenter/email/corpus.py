@@ -14,6 +14,7 @@ import zipfile
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from typing import Any
 
 _DATE = format_datetime(datetime(2025, 3, 3, 10, 12, tzinfo=UTC))
 
@@ -192,7 +193,7 @@ def with_inline_image(sender: str, to: str, message_id: str | None = None) -> by
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAC"
         "hwGA60e6kgAAAABJRU5ErkJggg=="
     )
-    html_part = m.get_payload()[1]  # type: ignore[index]
+    html_part: Any = m.get_payload()[1]  # type: ignore[index]
     html_part.add_related(
         png, maintype="image", subtype="png", cid="<shot1@customer.example>", filename="shot.png"
     )

@@ -88,6 +88,7 @@ class EmailApp(ServiceApp):
             batch_size=s.process_batch_size,
             profile_wait_s=s.profile_wait_s,
             poll_interval_s=s.poll_interval_s,
+            parse_workers=s.parse_workers,
         )
         self.writer = IntakeWriter(
             ctx.pool, ctx.schema, self.blobs, on_committed=self.processor.wake
@@ -170,6 +171,8 @@ class EmailApp(ServiceApp):
             await self.smtp.stop()
             self.smtp = None
         await super().stop()
+        if self.processor is not None:
+            self.processor.close()
         for client in (self._profiles, self._interactions):
             if client is not None:
                 await client.close()

@@ -378,7 +378,7 @@ def parse(
     raw_headers: dict[str, str] = {}
     for name, value in msg.raw_items():
         raw_headers.setdefault(name.lower(), clean(str(value)).replace("\r\n", "").strip())
-    headers = {h: raw_headers[h] for h in _CLASSIFY_HEADERS if h in raw_headers}
+    headers: dict[str, str] = {h: raw_headers[h] for h in _CLASSIFY_HEADERS if h in raw_headers}
     subject = _header(msg, "subject")
     internet_id = normalize_message_id(raw_headers.get("message-id"))
     sent_at: datetime | None = None
@@ -419,3 +419,24 @@ def parse(
         failed_recipients=failed,
         dsn_status=status,
     )
+
+
+ParseJob = tuple[bytes, Limits, str | None, bool]
+ParseOutcome = tuple[ParsedMessage | None, str | None, str]
+
+
+def parse_many(jobs: list[ParseJob]) -> list[ParseOutcome]:
+    """`parse` for a batch (in a worker process): (parsed, None, "") or (None, reason, detail);
+    an unexpected error is the reason `processing_error`, never an exception."""
+    out: list[ParseOutcome] = []
+    for raw, limits, envelope_sender, ignore_limits in jobs:
+        try:
+            parsed = parse(
+                raw, limits, envelope_sender=envelope_sender, ignore_limits=ignore_limits
+            )
+            out.append((parsed, None, ""))
+        except Unprocessable as exc:
+            out.append((None, exc.reason, exc.detail))
+        except Exception as exc:
+            out.append((None, "processing_error", repr(exc)[:500]))
+    return out

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import time
 import uuid
@@ -26,7 +28,14 @@ from typing import Any, Protocol
 from contactcenter.contracts.events import DomainEvent
 from contactcenter.contracts.streams import stream_id
 from contactcenter.email.adapters.blobs import PostgresBlobStore
-from contactcenter.email.adapters.mime import Limits, ParsedMessage, Unprocessable, parse
+from contactcenter.email.adapters.mime import (
+    Limits,
+    ParsedMessage,
+    ParseJob,
+    ParseOutcome,
+    Unprocessable,
+    parse_many,
+)
 from contactcenter.email.application.mailboxes import Mailboxes
 from contactcenter.email.domain import (
     AttachmentRef,
@@ -90,6 +99,10 @@ class _BatchIndex:
     by_key: dict[tuple[str, str], str] = field(default_factory=dict)
     by_internet_id: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)
     threads: set[tuple[str, str]] = field(default_factory=set)
+    #: Rows written at the end of the batch in one pipelined statement each.
+    message_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    thread_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +127,7 @@ class Processor:
         batch_size: int = 200,
         profile_wait_s: float = 60.0,
         poll_interval_s: float = 1.0,
+        parse_workers: int = 0,
     ) -> None:
         self._pool = pool
         self._store = store
@@ -126,6 +140,9 @@ class Processor:
         self._profile_wait_s = profile_wait_s
         self._poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
+        #: Parsing is CPU work: worker processes keep it off the event loop (SMTP, gRPC).
+        self._workers = parse_workers
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._profiles: dict[tuple[str, str], str] = {}
         #: Called with (tenant, message_id) after each commit (tests, metrics).
         self.processed = asyncio.Event()
@@ -242,16 +259,14 @@ class Processor:
             rows = self._rows(await conn.fetch(self._sql_claim, limit, only))
             if not rows:
                 return 0
-            for row in rows:
-                try:
-                    row.parsed = parse(
-                        row.data,
-                        self._limits_for(row.tenant_id),
-                        envelope_sender=row.envelope_from,
-                        ignore_limits=row.ignore_limits,
-                    )
-                except Unprocessable as exc:
-                    row.error = exc
+            jobs: list[ParseJob] = [
+                (r.data, self._limits_for(r.tenant_id), r.envelope_from, r.ignore_limits)
+                for r in rows
+            ]
+            for row, (parsed, reason, detail) in zip(rows, await self._parse(jobs), strict=True):
+                row.parsed = parsed
+                if reason is not None:
+                    row.error = Unprocessable(reason, detail)
                 row.data = b""
             index = await self._index(conn, rows)
             await self._resolve_profiles(rows)
@@ -261,10 +276,42 @@ class Processor:
                     outcomes.append((row, await self._quarantine(conn, row)))
                 else:
                     outcomes.append((row, await self._accept(conn, row, index)))
+            if index.blobs:
+                await self._blobs.put_in(conn, index.blobs.items())
+            if index.thread_rows:
+                await conn.executemany(self._sql_thread, index.thread_rows)
+            if index.message_rows:
+                await conn.executemany(self._sql_message, index.message_rows)
             await self._finish(conn, outcomes)
         self._store.appended()
         self.processed.set()
         return len(rows)
+
+    async def _parse(self, jobs: list[ParseJob]) -> list[ParseOutcome]:
+        if self._workers <= 0 or len(jobs) < 4:
+            return parse_many(jobs)
+        if self._executor is None:
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                self._workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        loop = asyncio.get_running_loop()
+        size = -(-len(jobs) // self._workers)
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        try:
+            results = await asyncio.gather(
+                *(loop.run_in_executor(self._executor, parse_many, c) for c in chunks)
+            )
+        except concurrent.futures.process.BrokenProcessPool:
+            # A worker died (out of memory on a hostile message?): parse here this time.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+            return parse_many(jobs)
+        return [outcome for chunk in results for outcome in chunk]
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     async def _index(self, conn: PgConnection, rows: list[_Row]) -> _BatchIndex:
         tenants: set[str] = set()
@@ -416,8 +463,8 @@ class Processor:
             )
             for n, a in enumerate(p.attachments, start=1)
         ]
-        if p.attachments:
-            await self._blobs.put_in(conn, ((a.sha256, a.data) for a in p.attachments))
+        for a in p.attachments:
+            index.blobs[a.sha256] = a.data
         mailbox = self._mailboxes.lookup(row.mailbox_address)
         event: DomainEvent
         kind = verdict.kind
@@ -451,12 +498,8 @@ class Processor:
                 references=p.references,
             )
             if decision.new_thread:
-                await conn.execute(
-                    self._sql_thread,
-                    tenant,
-                    decision.thread_id,
-                    row.mailbox_address,
-                    p.from_address,
+                index.thread_rows.append(
+                    (tenant, decision.thread_id, row.mailbox_address, p.from_address)
                 )
                 index.threads.add((tenant, decision.thread_id))
         else:
@@ -518,18 +561,19 @@ class Processor:
             "defects": p.defects[:20],
             "classification": verdict.reason,
         }
-        await conn.execute(
-            self._sql_message,
-            tenant,
-            message_id,
-            key,
-            p.internet_message_id,
-            thread_id,
-            kind.value,
-            row.mailbox_address,
-            p.from_address,
-            row.raw_sha256,
-            json.dumps(view),
+        index.message_rows.append(
+            (
+                tenant,
+                message_id,
+                key,
+                p.internet_message_id,
+                thread_id,
+                kind.value,
+                row.mailbox_address,
+                p.from_address,
+                row.raw_sha256,
+                json.dumps(view),
+            )
         )
         index.by_key[(tenant, key)] = message_id
         if p.internet_message_id:
