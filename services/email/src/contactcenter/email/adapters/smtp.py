@@ -103,8 +103,15 @@ class SmtpListener:
                 enable_SMTPUTF8=True,
             )
 
-        self._server = await loop.create_server(factory, self._host, self._port)
-        _log.info("SMTP listener on %s:%d", self._host, self.port)
+        try:
+            self._server = await loop.create_server(factory, self._host, self._port)
+        except OSError as exc:
+            if self._port == 0:
+                raise
+            # Like `make run` does for gRPC: a busy well-known port gives way to a free one.
+            _log.warning("SMTP port %d is busy (%s); listening on a free port", self._port, exc)
+            self._server = await loop.create_server(factory, self._host, 0)
+        _log.warning("SMTP listener on %s:%d", self._host, self.port)
 
     async def stop(self) -> None:
         if self._server is not None:

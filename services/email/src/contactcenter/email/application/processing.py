@@ -188,6 +188,12 @@ class Processor:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self._workers > 0 and self._executor is None:
+            # Start the workers now (spawn + imports take a second), not on the first mail.
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                self._workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            await asyncio.get_running_loop().run_in_executor(self._executor, parse_many, [])
         while not stop.is_set():
             try:
                 done = await self.process_batch()
@@ -491,8 +497,7 @@ class Processor:
                 new_thread=decision.new_thread,
                 thread_matched_by=decision.matched_by,
                 raw_sha256=row.raw_sha256,
-                full_text=p.full_text,
-                body_html=p.html,
+                has_html=p.html is not None,
                 to_addresses=p.to_addresses,
                 in_reply_to=p.in_reply_to[0] if p.in_reply_to else None,
                 references=p.references,

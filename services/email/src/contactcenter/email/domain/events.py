@@ -72,8 +72,8 @@ class EmailReceived(DomainEvent):
     new_thread: bool = True
     thread_matched_by: str | None = None
     raw_sha256: str | None = None
-    full_text: str | None = None
-    body_html: str | None = None
+    #: Whether the message has an HTML part (sanitised, with the whole text: GetMessage).
+    has_html: bool = False
     to_addresses: tuple[str, ...] = ()
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
