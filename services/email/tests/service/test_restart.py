@@ -3,6 +3,7 @@ stops before anything is parsed loses nothing: the next process works the stored
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiosmtplib
@@ -57,4 +58,35 @@ async def test_stored_but_unprocessed_mail_is_processed_after_a_restart(
         second = create_app(EmailSettings(**base))
         async with serving(second):
             events = await api.wait_events("email.EmailReceived.v1", 3)
+            assert sorted(e.data["internet_message_id"] for e in events) == sorted(ids)
+
+
+async def test_smtp_worker_processes_share_the_port(api: Any, stack: Any, infra: Infra) -> None:
+    async with temporary_database(infra.database_url, "test_email_workers") as url:
+        settings = {
+            **stack.settings.model_dump(),
+            "database_url": url,
+            "smtp_port": 0,
+            "imap_enabled": False,
+            "smtp_workers": 2,
+        }
+        app = create_app(EmailSettings(**settings))
+        async with serving(app) as channel:
+            assert app.smtp is not None
+            await pb_grpc.EmailServiceStub(channel).RegisterMailbox(
+                pb.RegisterMailboxRequest(request_id="r1", address=api.mailbox),
+                metadata=api.md(),
+            )
+            ids = [corpus.new_message_id() for _ in range(12)]
+            await asyncio.sleep(2.0)  # the workers see the new mailbox within a second
+            for mid in ids:  # one connection each: the kernel spreads them
+                errors, _ = await aiosmtplib.send(
+                    corpus.plain(to=api.mailbox, message_id=mid),
+                    sender="anna@customer.example",
+                    recipients=[api.mailbox],
+                    hostname="127.0.0.1",
+                    port=app.smtp.port,
+                )
+                assert errors == {}
+            events = await api.wait_events("email.EmailReceived.v1", 12)
             assert sorted(e.data["internet_message_id"] for e in events) == sorted(ids)

@@ -46,6 +46,10 @@ class EmailSettings(ServiceSettings):
     #: Hard cap of the listener (552 above it); tenants' limits below it quarantine instead.
     smtp_max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
+    #: Extra processes that receive SMTP on the same port (SO_REUSEPORT), beside the service's
+    #: own event loop: receiving then uses more than one core.
+    smtp_workers: int = Field(default=0, ge=0, le=32)
+
     #: Domain of the Message-IDs of our outgoing mail (also how our own mail is recognised).
     message_id_domain: str = "mail.contactcenter.local"
 

@@ -7,6 +7,7 @@ queue, the IMAP pollers, the reply sender and the mailbox registry refresh.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from contactcenter.email.adapters.imap import ImapPoller
 from contactcenter.email.adapters.intake import IntakeWriter
 from contactcenter.email.adapters.peers import GrpcProfileResolver, InteractionsClient
 from contactcenter.email.adapters.smtp import SmtpHandler, SmtpListener
+from contactcenter.email.adapters.smtp_workers import SmtpWorkers, inbox_channel
 from contactcenter.email.application.mailboxes import Mailboxes
 from contactcenter.email.application.processing import Processor
 from contactcenter.email.application.quarantine import Quarantine
@@ -62,6 +64,7 @@ class EmailApp(ServiceApp):
         self.blobs: PostgresBlobStore | None = None
         self._profiles: GrpcProfileResolver | None = None
         self._interactions: InteractionsClient | None = None
+        self._smtp_workers: SmtpWorkers | None = None
         super().__init__(definition(self), settings)
 
     def _build(self, ctx: ServiceContext) -> None:
@@ -141,7 +144,16 @@ class EmailApp(ServiceApp):
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
         self._build(ctx)
         assert self.mailboxes and self.processor and self.replies and self.imap
+        processor = self.processor
+
+        async def inbox_wakeups(stop: asyncio.Event) -> None:
+            """Commits of other processes (SMTP workers, replicas) wake the processor."""
+            async with ctx.pool.acquire() as conn:
+                await conn.add_listener(inbox_channel(ctx.schema), lambda *_: processor.wake())
+                await stop.wait()
+
         loops: list[tuple[str, Loop]] = [
+            ("inbox-wakeups", inbox_wakeups),
             ("mailbox-registry", self.mailboxes.run_refresh),
             ("reply-sender", self.replies.run),
         ]
@@ -163,10 +175,20 @@ class EmailApp(ServiceApp):
                 port=s.smtp_port,
                 hostname=s.smtp_hostname,
                 max_message_bytes=s.smtp_max_message_bytes,
+                reuse_port=s.smtp_workers > 0,
             )
             await self.smtp.start()
+            if s.smtp_workers > 0:
+                assert self.context is not None
+                self._smtp_workers = SmtpWorkers(
+                    s.smtp_workers, s.model_dump(mode="json"), self.context.schema
+                )
+                self._smtp_workers.start(self.smtp.port)
 
     async def stop(self) -> None:
+        if self._smtp_workers is not None:
+            await self._smtp_workers.stop()
+            self._smtp_workers = None
         if self.smtp is not None:
             await self.smtp.stop()
             self.smtp = None

@@ -76,7 +76,9 @@ class SmtpListener:
         port: int,
         hostname: str,
         max_message_bytes: int,
+        reuse_port: bool = False,
     ) -> None:
+        self._reuse_port = reuse_port
         self._handler = handler
         self._host = host
         self._port = port
@@ -104,13 +106,17 @@ class SmtpListener:
             )
 
         try:
-            self._server = await loop.create_server(factory, self._host, self._port)
+            self._server = await loop.create_server(
+                factory, self._host, self._port, reuse_port=self._reuse_port or None
+            )
         except OSError as exc:
             if self._port == 0:
                 raise
             # Like `make run` does for gRPC: a busy well-known port gives way to a free one.
             _log.warning("SMTP port %d is busy (%s); listening on a free port", self._port, exc)
-            self._server = await loop.create_server(factory, self._host, 0)
+            self._server = await loop.create_server(
+                factory, self._host, 0, reuse_port=self._reuse_port or None
+            )
         _log.warning("SMTP listener on %s:%d", self._host, self.port)
 
     async def stop(self) -> None:
