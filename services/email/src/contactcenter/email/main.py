@@ -148,9 +148,17 @@ class EmailApp(ServiceApp):
 
         async def inbox_wakeups(stop: asyncio.Event) -> None:
             """Commits of other processes (SMTP workers, replicas) wake the processor."""
+
+            def wake(*_: object) -> None:
+                processor.wake()
+
+            channel = inbox_channel(ctx.schema)
             async with ctx.pool.acquire() as conn:
-                await conn.add_listener(inbox_channel(ctx.schema), lambda *_: processor.wake())
-                await stop.wait()
+                await conn.add_listener(channel, wake)
+                try:
+                    await stop.wait()
+                finally:
+                    await conn.remove_listener(channel, wake)
 
         loops: list[tuple[str, Loop]] = [
             ("inbox-wakeups", inbox_wakeups),
