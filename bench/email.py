@@ -10,7 +10,11 @@ Starts PostgreSQL (durable: fsync on) and the broker through the same launcher c
 services as their own processes. Realistic sizes: 2-6 KB text mails, a tenth with a 30-200 KB
 attachment, from 500 different customers. `--connections` SMTP clients deliver flat out, each
 on one connection (as an MTA does); a plain Kafka consumer notes when each message's
-`email.EmailReceived.v1` arrives. Latency is counted from the start of each SMTP transaction.
+`email.EmailReceived.v1` arrives. Two phases: (1) throughput, all messages flat out ->
+`messages_per_s` (first SMTP transaction to last event); (2) latency at a sustainable load, the
+same clients paced to 70% of that throughput for `--latency-seconds` -> `ingest_p99_ms`, counted
+from the start of each message's SMTP transaction to its event on Kafka (flat out, latency only
+measures how long the queue got).
 
 Goal: at least 300 messages/s on this machine.
 The last line is the JSON object `{"bench": "email", "messages_per_s", "ingest_p99_ms"}`.
@@ -73,8 +77,55 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+class Phase:
+    """One round of deliveries: every message's SMTP start and its event's arrival."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.sent_at: dict[str, float] = {}
+        self.errors = 0
+
+
+async def deliver(
+    phase: Phase,
+    raws: dict[str, bytes],
+    smtp_port: int,
+    connections: int,
+    rate: float | None,
+) -> None:
+    """`connections` SMTP clients, each on one connection; flat out, or paced to `rate`."""
+    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    for n, mid in enumerate(phase.ids):
+        queue.put_nowait((n, mid))
+    began = time.monotonic()
+
+    async def client() -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port, timeout=60)
+        await smtp.connect()
+        try:
+            while not queue.empty():
+                n, mid = queue.get_nowait()
+                if rate is not None:
+                    await asyncio.sleep(max(0.0, began + n / rate - time.monotonic()))
+                phase.sent_at[mid] = time.monotonic()
+                try:
+                    await smtp.sendmail("customer@customer.example", [MAILBOX], raws[mid])
+                except aiosmtplib.SMTPException as exc:
+                    phase.errors += 1
+                    say(f"  send failed: {exc!r}")
+        finally:
+            await smtp.quit()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+
+
 async def drive(
-    grpc_address: str, smtp_port: int, bootstrap: str, messages: int, connections: int
+    grpc_address: str,
+    smtp_port: int,
+    bootstrap: str,
+    messages: int,
+    connections: int,
+    latency_s: float,
 ) -> dict[str, float]:
     tenant = f"bench-{uuid.uuid4().hex[:8]}"
     md = metadata_for(issue_token(tenant, [Role.ADMIN], "bench"))
@@ -88,12 +139,12 @@ async def drive(
             metadata=md,
             timeout=10,
         )
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(2.0)  # SMTP worker processes see the new mailbox within a second
 
-    say(f"generating {messages} messages ...")
+    say(f"generating {messages} messages (+ the latency phase's) ...")
     ids = [corpus.new_message_id("bench.customer.example") for _ in range(messages)]
-    raws = [corpus.realistic(n, MAILBOX, message_id=ids[n]) for n in range(messages)]
-    total_bytes = sum(len(r) for r in raws)
+    raws = {mid: corpus.realistic(n, MAILBOX, message_id=mid) for n, mid in enumerate(ids)}
+    total_bytes = sum(len(r) for r in raws.values())
     say(f"  {total_bytes / messages / 1024:.1f} KB on average, {total_bytes / 1e6:.1f} MB total")
 
     consumer = AIOKafkaConsumer(
@@ -106,13 +157,11 @@ async def drive(
     await consumer.seek_to_end(*parts)
     for tp in parts:
         await consumer.position(tp)
-
-    sent_at: dict[str, float] = {}
     arrived: dict[str, float] = {}
-    done = asyncio.Event()
+    closing = asyncio.Event()
 
     async def consume() -> None:
-        while not done.is_set():
+        while not closing.is_set():
             batch = await consumer.getmany(timeout_ms=100, max_records=5000)
             now = time.monotonic()
             for records in batch.values():
@@ -122,58 +171,55 @@ async def drive(
                     envelope = decode(list(r.headers), r.value)
                     if envelope.type == "email.EmailReceived.v1":
                         arrived.setdefault(envelope.data["internet_message_id"], now)
-            if len(arrived) >= messages:
-                done.set()
 
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(messages):
-        queue.put_nowait(n)
-    errors = 0
-
-    async def client() -> None:
-        nonlocal errors
-        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port, timeout=60)
-        await smtp.connect()
-        try:
-            while not queue.empty():
-                n = queue.get_nowait()
-                sent_at[ids[n]] = time.monotonic()
-                try:
-                    await smtp.sendmail("customer@customer.example", [MAILBOX], raws[n])
-                except aiosmtplib.SMTPException as exc:
-                    errors += 1
-                    say(f"  send failed: {exc!r}")
-        finally:
-            await smtp.quit()
+    async def wait_all(phase: Phase, started: float) -> float:
+        progress_at = started + 5
+        while not all(m in arrived for m in phase.ids):
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            if now >= progress_at:
+                got = sum(1 for m in phase.ids if m in arrived)
+                say(f"  {now - started:5.1f} s: {len(phase.sent_at)} sent, {got} on Kafka")
+                progress_at = now + 5
+            if now - started > 600:
+                say("  giving up after 600 s")
+                break
+        return max((arrived[m] for m in phase.ids if m in arrived), default=time.monotonic())
 
     consumer_task = asyncio.create_task(consume())
-    say(f"sending with {connections} SMTP connections ...")
-    started = time.monotonic()
-    progress_at = started + 5
-    clients = [asyncio.create_task(client()) for _ in range(connections)]
-    while not done.is_set():
-        await asyncio.sleep(0.25)
-        now = time.monotonic()
-        if now >= progress_at:
-            say(f"  {now - started:5.1f} s: {len(sent_at)} sent, {len(arrived)} on Kafka")
-            progress_at = now + 5
-        if now - started > 600:
-            say("  giving up after 600 s")
-            break
-    await asyncio.gather(*clients)
-    done.set()
-    await consumer_task
-    await consumer.stop()
-    finished = max(arrived.values()) if arrived else time.monotonic()
-    accepted_done = max(sent_at.values())
-    elapsed = finished - started
-    latencies = [(arrived[m] - sent_at[m]) * 1000 for m in arrived if m in sent_at]
-    rate = len(arrived) / elapsed
-    say(
-        f"{len(arrived)} of {messages} messages on Kafka in {elapsed:.1f} s "
-        f"(all sent after {accepted_done - started:.1f} s; {errors} SMTP errors)"
-    )
-    say(f"  throughput {rate:.0f} messages/s, {total_bytes / elapsed / 1e6:.1f} MB/s")
+    try:
+        say(f"phase 1, throughput: {messages} messages flat out on {connections} connections")
+        flat = Phase(ids)
+        started = time.monotonic()
+        sending = asyncio.create_task(deliver(flat, raws, smtp_port, connections, None))
+        finished = await wait_all(flat, started)
+        await sending
+        got = sum(1 for m in ids if m in arrived)
+        elapsed = finished - started
+        rate = got / elapsed
+        say(
+            f"  {got} of {messages} on Kafka in {elapsed:.1f} s "
+            f"(all sent after {max(flat.sent_at.values()) - started:.1f} s; "
+            f"{flat.errors} SMTP errors): {rate:.0f} messages/s, "
+            f"{total_bytes / elapsed / 1e6:.1f} MB/s"
+        )
+
+        paced_rate = max(10.0, 0.7 * rate)
+        count = int(paced_rate * latency_s)
+        say(f"phase 2, latency: {count} messages at {paced_rate:.0f}/s (70% of phase 1)")
+        paced_ids = [corpus.new_message_id("bench.customer.example") for _ in range(count)]
+        for n, mid in enumerate(paced_ids):
+            raws[mid] = corpus.realistic(messages + n, MAILBOX, message_id=mid)
+        paced = Phase(paced_ids)
+        started = time.monotonic()
+        sending = asyncio.create_task(deliver(paced, raws, smtp_port, connections, paced_rate))
+        await wait_all(paced, started)
+        await sending
+    finally:
+        closing.set()
+        await consumer_task
+        await consumer.stop()
+    latencies = [(arrived[m] - paced.sent_at[m]) * 1000 for m in paced_ids if m in arrived]
     say(
         f"  SMTP receipt -> event on Kafka: p50 {percentile(latencies, 0.5):.0f} ms, "
         f"p99 {percentile(latencies, 0.99):.0f} ms, max {max(latencies):.0f} ms"
@@ -188,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--smtp-workers", type=int, default=1, help="extra SMTP intake processes of the service"
+    )
     args = parser.parse_args(argv)
 
     data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-email-"))
@@ -215,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{prefix}SMTP_PORT": str(smtp_port),
                         f"{prefix}INTERACTIONS_GRPC_ADDRESS": "",
                         f"{prefix}IMAP_ENABLED": "false",
+                        f"{prefix}SMTP_WORKERS": str(args.smtp_workers),
                     }
                 )
             service = start_service(
@@ -235,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 infra.kafka_bootstrap,
                 args.messages,
                 args.connections,
+                args.latency_seconds,
             )
         )
     finally:

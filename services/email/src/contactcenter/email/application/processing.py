@@ -195,6 +195,7 @@ class Processor:
             )
             await asyncio.get_running_loop().run_in_executor(self._executor, parse_many, [])
         while not stop.is_set():
+            self._wake.clear()  # before the claim: a wake-up during the batch is kept
             try:
                 done = await self.process_batch()
             except ProfilesUnavailable as exc:
@@ -203,7 +204,6 @@ class Processor:
                 await asyncio.sleep(1.0)
             if done:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
 

@@ -257,10 +257,10 @@ class Replies:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._wake.clear()  # before the query: a wake-up during delivery is kept
             done = await self.deliver_due()
             if done:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.5)
 
