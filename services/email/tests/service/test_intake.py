@@ -250,3 +250,34 @@ async def test_mailbox_routing_is_event_sourced(api: Any) -> None:
     (received,) = await api.wait_events("email.EmailReceived.v1")
     assert received.data["queue_id"] == "q-vip" and received.data["priority"] == 9
     assert received.data["required_skills"] == [{"skill": "de", "min_proficiency": 2}]
+
+
+async def test_one_bad_delivery_does_not_fail_the_others(api: Any, stack: Any) -> None:
+    """Deliveries share a transaction (group commit); one that the database refuses is
+    answered 4xx on its own, the others are stored."""
+    import asyncio
+
+    from contactcenter.email.adapters.intake import Delivery, Intake
+
+    await api.register()
+    writer = stack.email.writer
+    good = [corpus.plain(ANNA, api.mailbox) for _ in range(3)]
+    bad = Intake(
+        raw=corpus.plain(ANNA, api.mailbox),
+        deliveries=[Delivery(api.tenant_id, api.mailbox)],
+        source="smtp",
+        envelope_from="nul\x00byte@customer.example",  # PostgreSQL text refuses NUL
+    )
+    results = await asyncio.gather(
+        *(
+            writer.submit(
+                Intake(raw=r, deliveries=[Delivery(api.tenant_id, api.mailbox)], source="smtp")
+            )
+            for r in good
+        ),
+        writer.submit(bad),
+        return_exceptions=True,
+    )
+    assert [isinstance(r, str) for r in results] == [True, True, True, False]
+    received = await api.wait_events("email.EmailReceived.v1", 3)
+    assert len(received) == 3

@@ -86,14 +86,30 @@ class IntakeWriter:
                     await self.write_in(conn, [i for i, _ in batch])
             except Exception as exc:
                 _log.warning("storing %d received messages failed: %r", len(batch), exc)
+                # One bad delivery must not fail the others: each alone (the sender of the
+                # one that still fails gets a 4xx and keeps the message).
+                for single in batch if len(batch) > 1 else []:
+                    await self._write_alone(*single)
                 for _, f in batch:
                     if not f.done():
                         f.set_exception(exc)
+                self._on_committed()
                 continue
             for intake, f in batch:
                 if not f.done():
                     f.set_result(intake.sha256)
             self._on_committed()
+
+    async def _write_alone(self, intake: Intake, future: asyncio.Future[str]) -> None:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self.write_in(conn, [intake])
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(intake.sha256)
 
     async def write_in(self, conn: PgConnection, intakes: Sequence[Intake]) -> None:
         for i in intakes:

@@ -22,6 +22,11 @@ from contactcenter.email.domain import base_address
 _log = logging.getLogger(__name__)
 
 
+def _text(value: str | None) -> str:
+    """Envelope text as PostgreSQL stores it (no NUL, no undecodable bytes)."""
+    return (value or "").replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 class SmtpHandler:
     def __init__(self, mailboxes: Mailboxes, writer: IntakeWriter) -> None:
         self._mailboxes = mailboxes
@@ -57,8 +62,8 @@ class SmtpHandler:
                     raw=raw,
                     deliveries=list(deliveries.values()),
                     source="smtp",
-                    envelope_from=envelope.mail_from if envelope.mail_from != "<>" else "",
-                    envelope_to=[r.lower() for r in envelope.rcpt_tos],
+                    envelope_from=_text(envelope.mail_from if envelope.mail_from != "<>" else ""),
+                    envelope_to=[_text(r.lower()) for r in envelope.rcpt_tos],
                 )
             )
         except Exception as exc:
