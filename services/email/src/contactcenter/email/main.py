@@ -65,6 +65,9 @@ class EmailApp(ServiceApp):
         self._profiles: GrpcProfileResolver | None = None
         self._interactions: InteractionsClient | None = None
         self._smtp_workers: SmtpWorkers | None = None
+        #: Where SMTP listens (this process, or its SMTP workers); 0 before start.
+        self.smtp_port = 0
+        self._workers_started = asyncio.Event()
         super().__init__(definition(self), settings)
 
     def _build(self, ctx: ServiceContext) -> None:
@@ -167,6 +170,14 @@ class EmailApp(ServiceApp):
         ]
         if self.email_settings.processing_enabled:
             loops.append(("email-processor", self.processor.run))
+        if self.email_settings.smtp_workers > 0:
+
+            async def supervise(stop: asyncio.Event) -> None:
+                await self._workers_started.wait()  # they start after the background loops
+                if self._smtp_workers is not None:
+                    await self._smtp_workers.supervise(stop)
+
+            loops.append(("smtp-workers", supervise))
         if self.email_settings.imap_enabled:
             loops.append(("imap-poller", self.imap.run))
         return loops
@@ -186,14 +197,29 @@ class EmailApp(ServiceApp):
                 reuse_port=s.smtp_workers > 0,
             )
             await self.smtp.start()
+            self.smtp_port = self.smtp.port
             if s.smtp_workers > 0:
                 assert self.context is not None
                 self._smtp_workers = SmtpWorkers(
-                    s.smtp_workers, s.model_dump(mode="json"), self.context.schema
+                    s.smtp_workers,
+                    {
+                        "database_url": s.database_url,
+                        "smtp_host": s.smtp_host,
+                        "smtp_hostname": s.smtp_hostname,
+                        "smtp_max_message_bytes": s.smtp_max_message_bytes,
+                        "log_level": s.log_level,
+                    },
+                    self.context.schema,
                 )
-                self._smtp_workers.start(self.smtp.port)
+                # The workers take over the port: this event loop is left to processing.
+                self.smtp_port = self.smtp.port
+                await self._smtp_workers.start(self.smtp_port)
+                self._workers_started.set()
+                await self.smtp.stop()
+                self.smtp = None
 
     async def stop(self) -> None:
+        self._workers_started.set()  # a supervisor still waiting for them ends
         if self._smtp_workers is not None:
             await self._smtp_workers.stop()
             self._smtp_workers = None

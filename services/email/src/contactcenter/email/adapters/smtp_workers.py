@@ -26,13 +26,13 @@ def inbox_channel(schema: str) -> str:
     return f"{schema}_inbox"[:63]
 
 
-async def _serve(settings: dict[str, Any], schema: str, port: int) -> None:
-    from contactcenter.email.config import EmailSettings
+async def _serve(settings: dict[str, Any], schema: str, port: int, ready: Any) -> None:
+    """`settings`: database_url, smtp_host, smtp_hostname, smtp_max_message_bytes, log_level
+    (plain values: nothing secret crosses to the worker but the database URL)."""
     from contactcenter.observability import setup_telemetry
 
-    s = EmailSettings(**settings)
-    setup_telemetry("email-smtp", log_level=s.log_level)
-    pool = await create_pool(s.database_url, min_size=1, max_size=4)
+    setup_telemetry("email-smtp", log_level=settings["log_level"])
+    pool = await create_pool(settings["database_url"], min_size=1, max_size=4)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,13 +60,14 @@ async def _serve(settings: dict[str, Any], schema: str, port: int) -> None:
     writer = IntakeWriter(pool, schema, PostgresBlobStore(pool, schema), on_committed=committed)
     listener = SmtpListener(
         SmtpHandler(mailboxes, writer),
-        host=s.smtp_host,
+        host=settings["smtp_host"],
         port=port,
-        hostname=s.smtp_hostname,
-        max_message_bytes=s.smtp_max_message_bytes,
+        hostname=settings["smtp_hostname"],
+        max_message_bytes=settings["smtp_max_message_bytes"],
         reuse_port=True,
     )
     await listener.start()
+    ready.set()
     refresh = asyncio.create_task(mailboxes.run_refresh(stop, 1.0))
     try:
         await stop.wait()
@@ -76,29 +77,55 @@ async def _serve(settings: dict[str, Any], schema: str, port: int) -> None:
         await pool.close()
 
 
-def _main(settings: dict[str, Any], schema: str, port: int) -> None:
+def _main(settings: dict[str, Any], schema: str, port: int, ready: Any) -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, schema, port))
+        asyncio.run(_serve(settings, schema, port, ready))
 
 
 class SmtpWorkers:
+    """Starts the worker processes, waits until each listens, and restarts one that dies."""
+
     def __init__(self, count: int, settings: dict[str, Any], schema: str) -> None:
         self._count = count
         self._settings = settings
         self._schema = schema
+        self._context = multiprocessing.get_context("spawn")
         self._processes: list[BaseProcess] = []
+        self._port = 0
+        self._stopping = False
 
-    def start(self, port: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        for _ in range(self._count):
-            process = context.Process(
-                target=_main, args=(self._settings, self._schema, port), daemon=True
-            )
-            process.start()
+    def _spawn(self) -> tuple[BaseProcess, Any]:
+        ready = self._context.Event()
+        process = self._context.Process(
+            target=_main, args=(self._settings, self._schema, self._port, ready), daemon=True
+        )
+        process.start()
+        return process, ready
+
+    async def start(self, port: int, timeout_s: float = 60.0) -> None:
+        self._port = port
+        started = [self._spawn() for _ in range(self._count)]
+        for process, ready in started:
             self._processes.append(process)
+            if not await asyncio.to_thread(ready.wait, timeout_s):
+                raise RuntimeError("an SMTP worker process did not start listening")
         _log.warning("%d SMTP worker processes on port %d", self._count, port)
 
+    async def supervise(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for i, process in enumerate(self._processes):
+                if not process.is_alive() and not (stop.is_set() or self._stopping):
+                    _log.warning(
+                        "SMTP worker %s exited (%s); starting another",
+                        process.pid,
+                        process.exitcode,
+                    )
+                    self._processes[i], _ = self._spawn()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
     async def stop(self) -> None:
+        self._stopping = True
         for process in self._processes:
             if process.is_alive():
                 process.terminate()
