@@ -132,3 +132,39 @@ async def test_any_retries_until_it_lands(pool, schema, tenant_id, happened):
     )
     assert sorted(r.first_version for r in results) == list(range(1, 41))
     assert [r.version for r in await store.read_stream(sid)] == list(range(1, 41))
+
+
+async def test_append_in_commits_with_the_callers_transaction(pool, pg_store, tenant_id, happened):
+    """Group commit: appends to several streams and the caller's own rows, one transaction."""
+    from contactcenter.contracts.errors import ConcurrencyConflict
+
+    a, b = stream_id("thing", tenant_id, "a"), stream_id("thing", tenant_id, "b")
+    await pg_store.append(b, [happened(tenant_id, 0)], expected_version=0)
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await pg_store.append_in(conn, a, [happened(tenant_id, 1)], expected_version=0)
+        try:
+            await pg_store.append_in(conn, b, [happened(tenant_id, 2)], expected_version=0)
+        except ConcurrencyConflict:
+            pass  # refused without aborting the transaction
+        else:
+            raise AssertionError("stream b has a version already")
+        replayed = await pg_store.append_in(
+            conn, b, [happened(tenant_id, 3)], expected_version=1, request_id="r-1"
+        )
+        assert await pg_store.read_stream(a) == []  # not committed yet
+        await tx.rollback()
+    assert await pg_store.read_stream(a) == []
+    assert [r.data["n"] for r in await pg_store.read_stream(b)] == [0]
+    async with pool.acquire() as conn, conn.transaction():
+        await pg_store.append_in(conn, a, [happened(tenant_id, 1)], expected_version=0)
+        replayed = await pg_store.append_in(
+            conn, b, [happened(tenant_id, 3)], expected_version=1, request_id="r-1"
+        )
+    pg_store.appended()
+    assert not replayed.replayed
+    assert [r.data["n"] for r in await pg_store.read_stream(a)] == [1]
+    assert [r.data["n"] for r in await pg_store.read_stream(b)] == [0, 3]
+    again = await pg_store.lookup_request(tenant_id, "r-1")
+    assert again is not None and again.replayed

@@ -219,6 +219,45 @@ class PostgresEventStore:
                 actual = await self.stream_version(stream_id)
                 raise ConcurrencyConflict(stream_id, expected_version, actual) from None
 
+    async def append_in(
+        self,
+        conn: PgConnection,
+        stream_id: str,
+        events: Sequence[DomainEvent],
+        /,
+        *,
+        expected_version: int,
+        request_id: str | None = None,
+        result: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        command: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """`append` on the caller's connection, inside the caller's transaction: a service
+        that commits a batch of appends together with its own rows (group commit) calls this
+        for each stream, then `appended()` after its commit. A conflict raises
+        `ConcurrencyConflict` without aborting the transaction (unless a concurrent writer
+        made the insert fail: then the caller's transaction is aborted and retried)."""
+        tenant_id = check_append(stream_id, events, expected_version)
+        fingerprint = (
+            request_fingerprint(stream_id, events, command) if request_id is not None else None
+        )
+        append = _Append(
+            stream_id=stream_id,
+            tenant_id=tenant_id,
+            events=events,
+            expected_version=expected_version,
+            request_id=request_id,
+            fingerprint=fingerprint,
+            result_json=to_json(result),
+            metadata_json=json.dumps(dict(metadata or {})),
+        )
+        return await self._append_once(conn, append)
+
+    def appended(self) -> None:
+        """Wake the tailing readers after a commit that held `append_in` appends."""
+        if self._notify:
+            self._announce()
+
     async def _append_once(self, conn: PgConnection, a: _Append) -> AppendResult:
         events = a.events
         event_ids = [e.event_id for e in events]

@@ -145,6 +145,8 @@ def run(
         assert infra.postgres is not None and infra.kafka is not None
         _say(f"  postgres  {infra.database_url}")
         _say(f"  kafka     {infra.kafka_bootstrap}")
+        # Services started earlier are peers of later ones: CC_PEER_<NAME>_GRPC=host:port.
+        peers: dict[str, str] = {}
         for spec in specs:
             if stop.is_set():
                 break
@@ -153,8 +155,10 @@ def run(
                 database_url=infra.database_url,
                 kafka_bootstrap=infra.kafka_bootstrap,
                 log_dir=logs,
+                extra_env=dict(peers),
             )
             running.append(service)
+            peers[f"CC_PEER_{spec.name.upper().replace('-', '_')}_GRPC"] = service.grpc_address
             wait_serving(service, HEALTH_TIMEOUT_S, stop)
             line = f"  {spec.name:<16} grpc {service.grpc_address}"
             if service.http_url:
