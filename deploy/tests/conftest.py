@@ -89,13 +89,16 @@ def unknown_variables(spec: ServiceSpec, names: typing.Iterable[str]) -> list[st
 
 
 def secret_settings(spec: ServiceSpec) -> list[str]:
-    """Top-level secret settings of a service (besides the token keys): the deployment must
-    set each from a Secret, never leave the development default in place."""
+    """Top-level secret settings of a service (besides the token keys) that have a
+    development default: the deployment must set each from a Secret, never leave that default
+    in place. An optional secret with no default (an SMTP relay's password) is the operator's
+    to give or not."""
     cls = settings_class(spec)
     return [
         f"{spec.env_prefix}{name.upper()}"
         for name, field in cls.model_fields.items()
         if SecretStr in (field.annotation, *typing.get_args(field.annotation))
+        and field.default is not None
     ]
 
 

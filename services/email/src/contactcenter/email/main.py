@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from contactcenter.email.adapters.blobs import PostgresBlobStore
 from contactcenter.email.adapters.grpc import EmailServicer, registration
@@ -26,25 +25,23 @@ from contactcenter.email.application.replies import Replies, RetryPolicy, SmtpRe
 from contactcenter.email.config import EmailSettings
 from contactcenter.email.domain import EVENT_TYPES
 from contactcenter.grpckit import ServiceRegistration
-from contactcenter.servicekit import Loop, ServiceApp, ServiceContext, ServiceDefinition
+from contactcenter.servicekit import (
+    Loop,
+    ServiceApp,
+    ServiceContext,
+    ServiceDefinition,
+    migrations_dir,
+)
 
 _log = logging.getLogger(__name__)
 
 SERVICE_NAME = "email"
 
 
-def migrations_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parents[2] / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"no migrations directory next to {here}")
-
-
 def definition(app: EmailApp | None = None) -> ServiceDefinition:
     return ServiceDefinition(
         name=SERVICE_NAME,
-        migrations=migrations_dir(),
+        migrations=migrations_dir(__file__),
         grpc_services=app._grpc_services if app else lambda _: (),
         background=app._background if app else lambda _: (),
         event_models=EVENT_TYPES,
