@@ -8,8 +8,8 @@ Starts PostgreSQL (durable: fsync on, in a temporary data directory) and the bro
 same launcher code as `make run`, unless `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` name external
 ones, then the service as its own process (`python -m contactcenter.profiles`, as `make run`
 starts it; `--workers N` sets CC_PROFILES_WORKERS: processes of the service sharing the
-gRPC port). The profiles are seeded straight into the service's tables with COPY and bulk SQL (going through
-gRPC would only measure creation): for each one an identity index row (the keyed hash of its
+gRPC port). The profiles are seeded straight into the service's tables with COPY and bulk SQL
+(going through gRPC would only measure creation): for each one an identity index row (the keyed hash of its
 email, computed exactly as the service computes it), a data key, a ProfileCreated event and a
 profile_view row. Every call asks for a random existing email, spelled in upper case so that
 normalisation is on the measured path, and every answer is checked against the seeded profile
