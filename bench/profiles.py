@@ -9,8 +9,8 @@ same launcher code as `make run`, unless `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVE
 ones, then the service as its own process (`python -m contactcenter.profiles`, as `make run`
 starts it; `--workers N` sets CC_PROFILES_WORKERS: processes of the service sharing the
 gRPC port). The profiles are seeded straight into the service's tables with COPY and bulk SQL
-(going through gRPC would only measure creation): for each one an identity index row (the keyed hash of its
-email, computed exactly as the service computes it), a data key, a ProfileCreated event and a
+(going through gRPC would only measure creation): for each one an identity index row (the
+keyed hash of its email, computed exactly as the service computes it), a data key, a ProfileCreated event and a
 profile_view row. Every call asks for a random existing email, spelled in upper case so that
 normalisation is on the measured path, and every answer is checked against the seeded profile
 id. The requests are built before the clock runs, so that the clients (which share the
