@@ -5,16 +5,17 @@ concurrent gRPC clients: p50/p99 latency and resolves per second.
         [--seconds 20] [--warmup 3]
 
 Starts PostgreSQL (durable: fsync on, in a temporary data directory) and the broker through the
-same launcher code as `make run`, unless `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` name external
-ones, then the service as its own process (`python -m contactcenter.profiles`, as `make run`
-starts it; `--workers N` sets CC_PROFILES_WORKERS: processes of the service sharing the
-gRPC port). The profiles are seeded straight into the service's tables with COPY and bulk SQL
-(going through gRPC would only measure creation): for each one an identity index row (the
-keyed hash of its email, computed exactly as the service computes it), a data key, a ProfileCreated event and a
-profile_view row. Every call asks for a random existing email, spelled in upper case so that
-normalisation is on the measured path, and every answer is checked against the seeded profile
-id. The requests are built before the clock runs, so that the clients (which share the
-machine's cores with the service and PostgreSQL) spend as little CPU as a client can.
+same launcher code as `make run`, unless `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS` name
+external ones, then the service as its own process (`python -m contactcenter.profiles`, as
+`make run` starts it; `--workers N` sets CC_PROFILES_WORKERS: processes of the service sharing
+the gRPC port). The profiles are seeded straight into the service's tables with COPY and bulk
+SQL (going through gRPC would only measure creation): for each one an identity index row (the
+keyed hash of its email, computed exactly as the service computes it), a data key, a
+ProfileCreated event and a profile_view row. Every call asks for a random existing email,
+spelled in upper case so that normalisation is on the measured path, and every answer is
+checked against the seeded profile id. The requests are built before the clock runs, so that
+the clients (which share the machine's cores with the service and PostgreSQL) spend as little
+CPU as a client can.
 
 Two phases, because with 50 clients that each wait for an answer before the next call,
 latency is 50 / throughput (Little's law: 25 ms on average at 2,000 resolves/s), so
