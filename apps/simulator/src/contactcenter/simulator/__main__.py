@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="profiles gRPC address (default: none unless the launcher names it)",
     )
     p.add_argument(
+        "--email",
+        default=_env("email_grpc"),
+        help="email gRPC address: the simulator registers its mailbox there (default: none "
+        "unless the launcher names it)",
+    )
+    p.add_argument(
         "--smtp",
         default=_env("email_smtp", "127.0.0.1:2525"),
         help="the email service's SMTP listener; email traffic runs only while it answers",
@@ -147,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             interactions=args.interactions,
             routing=args.routing,
             profiles=args.profiles,
+            email=args.email,
             smtp=args.smtp or None,
             mailbox=args.mailbox,
         ),

@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import grpc
 
 from contactcenter.common.v1 import common_pb2
+from contactcenter.email.v1 import email_pb2 as epb
+from contactcenter.email.v1 import email_pb2_grpc as epb_grpc
 from contactcenter.grpckit import Role, issue_token, metadata_for
 from contactcenter.interactions.v1 import interactions_pb2 as ipb
 from contactcenter.interactions.v1 import interactions_pb2_grpc as ipb_grpc
@@ -77,6 +79,8 @@ class Endpoints:
     interactions: str
     routing: str
     profiles: str | None = None
+    #: The email service's gRPC API (where the simulator registers its mailbox), if any.
+    email: str | None = None
     #: host:port of the email service's SMTP listener (None: email traffic is off).
     smtp: str | None = None
     #: Where simulated emails are addressed (a mailbox registered with the email service).
@@ -275,10 +279,41 @@ class Simulation:
                 time_zone=plan.time_zone,
             )
             await self._upsert_agent(rpb.UpsertAgentRequest(request_id=_rid(), agent=agent))
+        if self.endpoints.email:
+            await self._register_mailbox(self.endpoints.email)
         self.say(
             f"simulator: tenant {self.tenant_id}, {len(self.roster.agents)} agents, queues "
             + ", ".join(QUEUE_OF.values())
         )
+
+    async def _register_mailbox(self, address: str) -> None:
+        """The simulated customers' emails go to this tenant's mailbox, routed to the email
+        queue (the email service refuses mail for a mailbox nobody registered)."""
+        routing = epb.MailboxRouting(queue_id=QUEUE_OF[Channel.EMAIL])
+        mailbox = self.endpoints.mailbox
+        async with grpc.aio.insecure_channel(address) as channel:
+            email = epb_grpc.EmailServiceStub(channel)
+            try:
+                await _retry(
+                    lambda: email.RegisterMailbox(
+                        epb.RegisterMailboxRequest(
+                            request_id=f"sim-mailbox:{mailbox}", address=mailbox, routing=routing
+                        ),
+                        metadata=self._admin,
+                    )
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+                await _retry(
+                    lambda: email.SetMailboxRouting(
+                        epb.SetMailboxRoutingRequest(
+                            request_id=_rid(), address=mailbox, routing=routing
+                        ),
+                        metadata=self._admin,
+                    )
+                )
+        self.say(f"email: mailbox {mailbox} of tenant {self.tenant_id} -> {routing.queue_id}")
 
     async def _upsert_queue(self, request: rpb.UpsertQueueRequest) -> None:
         await _retry(lambda: self.routing.UpsertQueue(request, metadata=self._admin))
