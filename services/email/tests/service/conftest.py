@@ -79,7 +79,9 @@ class Stack:
     settings: EmailSettings
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+# Module-scoped: its consumer groups must have left before other suites' instances of the same
+# services join them (a member kept alive for the session takes half of their partitions).
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stack(infra: TestInfra) -> AsyncIterator[Stack]:
     relay = RelayHandler()
     loop = asyncio.get_running_loop()
