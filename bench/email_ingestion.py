@@ -3,7 +3,7 @@ of that latency, through the email service's full path: SMTP DATA -> raw bytes a
 queue committed (group commit) -> 250 -> parse, classify, dedupe, thread, resolve the
 sender's profile (the profiles service) -> events committed -> outbox relay -> Kafka.
 
-    uv run --all-packages python bench/email.py [--messages 6000] [--connections 16]
+    uv run --all-packages python bench/email_ingestion.py [--messages 6000] [--connections 16]
 
 Starts PostgreSQL (durable: fsync on) and the broker through the same launcher code as
 `make run` (or uses `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS`), then the profiles and email
@@ -16,19 +16,14 @@ same clients paced to 70% of that throughput for `--latency-seconds` -> `ingest_
 from the start of each message's SMTP transaction to its event on Kafka (flat out, latency only
 measures how long the queue got).
 
+Named `email_ingestion.py`, not `email.py`: a script's folder comes first on sys.path, so an
+`email.py` there would shadow the standard library's `email` package for every benchmark in it.
+
 Goal: at least 300 messages/s on this machine.
 The last line is the JSON object `{"bench": "email", "messages_per_s", "ingest_p99_ms"}`.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This script is named like the standard library's `email` package, and Python puts the
-# script's directory first on sys.path: take it off before anything imports `email`.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
 
 import argparse
 import asyncio
