@@ -6,20 +6,15 @@ AsyncAPI document (checked in, compared by a test).
 
 from __future__ import annotations
 
-import sys
-
 from contactcenter.email.config import EmailSettings
 from contactcenter.email.main import create_app, definition
+from contactcenter.servicekit.cli import service_main
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["asyncapi"]:
-        print(definition().asyncapi())
-        return
-    if args:
-        sys.exit("usage: python -m contactcenter.email [asyncapi]")
-    create_app(EmailSettings()).run()
+    service_main(
+        "email", lambda: create_app(EmailSettings()).run(), lambda: definition().asyncapi(), argv
+    )
 
 
 if __name__ == "__main__":

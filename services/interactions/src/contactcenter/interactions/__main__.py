@@ -6,20 +6,18 @@ the service's AsyncAPI document (checked in, compared by a test).
 
 from __future__ import annotations
 
-import sys
-
 from contactcenter.interactions.config import InteractionsSettings
 from contactcenter.interactions.main import create_app, definition
+from contactcenter.servicekit.cli import service_main
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["asyncapi"]:
-        print(definition().asyncapi())
-        return
-    if args:
-        sys.exit("usage: python -m contactcenter.interactions [asyncapi]")
-    create_app(InteractionsSettings()).run()
+    service_main(
+        "interactions",
+        lambda: create_app(InteractionsSettings()).run(),
+        lambda: definition().asyncapi(),
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -6,20 +6,18 @@ service's AsyncAPI document (checked in, compared by a test).
 
 from __future__ import annotations
 
-import sys
-
 from contactcenter.profiles.config import ProfilesSettings
 from contactcenter.profiles.main import create_app, definition
+from contactcenter.servicekit.cli import service_main
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["asyncapi"]:
-        print(definition().asyncapi())
-        return
-    if args:
-        sys.exit("usage: python -m contactcenter.profiles [asyncapi]")
-    create_app(ProfilesSettings()).run()
+    service_main(
+        "profiles",
+        lambda: create_app(ProfilesSettings()).run(),
+        lambda: definition().asyncapi(),
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -6,20 +6,18 @@ service's AsyncAPI document (checked in, compared by a test).
 
 from __future__ import annotations
 
-import sys
-
 from contactcenter.routing.config import RoutingSettings
 from contactcenter.routing.main import create_app, definition
+from contactcenter.servicekit.cli import service_main
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["asyncapi"]:
-        print(definition().asyncapi())
-        return
-    if args:
-        sys.exit("usage: python -m contactcenter.routing [asyncapi]")
-    create_app(RoutingSettings()).run()
+    service_main(
+        "routing",
+        lambda: create_app(RoutingSettings()).run(),
+        lambda: definition().asyncapi(),
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -3,20 +3,15 @@ service's AsyncAPI document."""
 
 from __future__ import annotations
 
-import sys
-
+from contactcenter.servicekit.cli import service_main
 from contactcenter.wfm.config import WfmSettings
 from contactcenter.wfm.main import create_app, definition
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["asyncapi"]:
-        print(definition().asyncapi())
-        return
-    if args:
-        sys.exit("usage: python -m contactcenter.wfm [asyncapi]")
-    create_app(WfmSettings()).run()
+    service_main(
+        "wfm", lambda: create_app(WfmSettings()).run(), lambda: definition().asyncapi(), argv
+    )
 
 
 if __name__ == "__main__":
