@@ -57,7 +57,7 @@ proto-check: sync
 	$(RUN) python -m contactcenter.contracts.codegen --check
 
 bench: sync
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(RUN) python $$b; done
+	@set -e; for b in $(filter-out bench/benchkit.py,$(wildcard bench/*.py)); do echo "== $$b"; $(RUN) python $$b; done
 
 clean:
 	rm -rf .state .pytest_cache .mypy_cache .ruff_cache

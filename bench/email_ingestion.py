@@ -39,9 +39,9 @@ import uuid
 from pathlib import Path
 
 import aiosmtplib
-import asyncpg
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from benchkit import admin_sql, say
 
 from contactcenter.email import corpus
 from contactcenter.email.v1 import email_pb2 as pb
@@ -56,10 +56,6 @@ from contactcenter.messaging.cloudevents import decode
 
 TOPIC = "cc.email.events.v1"
 MAILBOX = "support@bench.example"
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def free_port() -> int:
@@ -252,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         smtp_port = free_port()
         peers: dict[str, str] = {}
         for name in ("profiles", "email"):
-            asyncio.run(_admin(server_url, f'create database "{databases[name]}"'))
+            asyncio.run(admin_sql(server_url, f'create database "{databases[name]}"'))
             prefix = specs[name].env_prefix
             env = {f"{prefix}LOG_LEVEL": "WARNING", **peers}
             if name == "email":
@@ -291,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if server_url and os.environ.get("DATABASE_URL"):
             for database in databases.values():
                 asyncio.run(
-                    _admin(server_url, f'drop database if exists "{database}" with (force)')
+                    admin_sql(server_url, f'drop database if exists "{database}" with (force)')
                 )
         infra.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -299,14 +295,6 @@ def main(argv: list[str] | None = None) -> int:
     say(f"goal (>= 300 messages/s): {'met' if goal else 'NOT met'} (machine shared, busy)")
     print(json.dumps({"bench": "email", **figures}), flush=True)
     return 0
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import asyncpg
 import grpc
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from benchkit import admin_sql, say
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.grpckit import Role, issue_token, metadata_for
@@ -63,10 +64,6 @@ from contactcenter.interactions.v1 import interactions_pb2 as pb
 from contactcenter.interactions.v1 import interactions_pb2_grpc as pb_grpc
 
 TOPIC = "cc.interactions.events.v1"
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 @dataclass
@@ -408,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         say("starting PostgreSQL (durable) and the broker ...")
         infra.start()
         server_url = infra.database_url
-        asyncio.run(_admin(server_url, f'create database "{database}"'))
+        asyncio.run(admin_sql(server_url, f'create database "{database}"'))
         database_url = database_url_for(server_url, database)
         (spec,) = [s for s in discover_services(project_root()) if s.name == "interactions"]
         service = start_service(
@@ -449,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         if service is not None:
             service.process.stop()
         if server_url and os.environ.get("DATABASE_URL"):
-            asyncio.run(_admin(server_url, f'drop database if exists "{database}" with (force)'))
+            asyncio.run(admin_sql(server_url, f'drop database if exists "{database}" with (force)'))
         infra.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     goal = figures["commands_per_s"] >= 1000 and figures["command_p99_ms"] < 20
@@ -462,14 +459,6 @@ def _pid(part: Any) -> int | None:
     """The pid of an infrastructure process this bench started (None: an external one)."""
     process = getattr(part, "process", None)
     return None if process is None else int(process.pid)
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

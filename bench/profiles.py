@@ -58,6 +58,7 @@ from typing import Any
 import asyncpg
 import grpc
 import psutil
+from benchkit import admin_sql, say
 
 import contactcenter.profiles.main as profiles_main
 from contactcenter.eventstore import apply_migrations, create_pool
@@ -76,10 +77,6 @@ from contactcenter.servicekit import migrations_dir
 
 SEED_CHUNK = 100_000
 GOAL_RATE = 2000.0
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def email_of(n: int) -> str:
@@ -414,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         say("starting PostgreSQL (durable) and the broker ...")
         infra.start()
         server_url = infra.database_url
-        asyncio.run(_admin(server_url, f'create database "{database}"'))
+        asyncio.run(admin_sql(server_url, f'create database "{database}"'))
         database_url = database_url_for(server_url, database)
         say(f"seeding {args.profiles:,} profiles ...")
         asyncio.run(migrate(database_url))
@@ -454,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         if service is not None:
             service.process.stop()
         if server_url and os.environ.get("DATABASE_URL"):
-            asyncio.run(_admin(server_url, f'drop database if exists "{database}" with (force)'))
+            asyncio.run(admin_sql(server_url, f'drop database if exists "{database}" with (force)'))
         infra.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     goal = figures["resolve_p99_ms"] < 10 and figures["resolves_per_s"] >= GOAL_RATE
@@ -483,14 +480,6 @@ def wait_listening(pid: int, address: str, processes: int, within_s: float) -> N
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {listening} of {processes} processes listen on {address}")
         time.sleep(0.2)
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 import grpc
 from aiokafka import AIOKafkaProducer
+from benchkit import admin_sql, say
 
 from contactcenter.grpckit import Role, issue_token, metadata_for
 from contactcenter.infra import LocalInfra
@@ -39,10 +40,6 @@ from contactcenter.messaging.cloudevents import EventEnvelope, encode
 from contactcenter.reporting.projections.rebuild import rebuild
 from contactcenter.reporting.v1 import reporting_pb2 as pb
 from contactcenter.reporting.v1 import reporting_pb2_grpc as pb_grpc
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -233,14 +230,6 @@ async def rebuild_speed(database_url: str, events: int) -> float:
         await pool.close()
 
 
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=1000)
@@ -256,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         say("starting PostgreSQL and the broker ...")
         infra.start()
         server_url = infra.database_url
-        asyncio.run(_admin(server_url, f'create database "{database}"'))
+        asyncio.run(admin_sql(server_url, f'create database "{database}"'))
         database_url = database_url_for(server_url, database)
         (spec,) = [s for s in discover_services(project_root()) if s.name == "reporting"]
         service = start_service(
@@ -279,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if service is not None:
             service.process.stop()
         if server_url and os.environ.get("DATABASE_URL"):
-            asyncio.run(_admin(server_url, f'drop database if exists "{database}" with (force)'))
+            asyncio.run(admin_sql(server_url, f'drop database if exists "{database}" with (force)'))
         infra.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     goal = p95 <= 200 and per_s >= 20_000

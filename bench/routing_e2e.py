@@ -37,9 +37,9 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from benchkit import admin_sql, say
 
 from contactcenter.contracts.events import utc_now
 from contactcenter.contracts.topics import topic_for
@@ -62,10 +62,6 @@ FETCH_MAX_WAIT_MS = RoutingSettings.model_fields["kafka_fetch_max_wait_ms"].defa
 PARTITIONS = RoutingSettings.model_fields["kafka_partitions"].default
 TENANTS = 4
 ROUNDS = 4
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -347,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         say("starting PostgreSQL (durable) and the broker ...")
         infra.start()
         server_url = infra.database_url
-        asyncio.run(_admin(server_url, f'create database "{database}"'))
+        asyncio.run(admin_sql(server_url, f'create database "{database}"'))
         (spec,) = [s for s in discover_services(project_root()) if s.name == "routing"]
         service = start_service(
             spec,
@@ -365,21 +361,13 @@ def main(argv: list[str] | None = None) -> int:
         if service is not None:
             service.process.stop()
         if server_url and os.environ.get("DATABASE_URL"):
-            asyncio.run(_admin(server_url, f'drop database if exists "{database}" with (force)'))
+            asyncio.run(admin_sql(server_url, f'drop database if exists "{database}" with (force)'))
         infra.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     goal = figures["ratio_p99"] <= 1.5 and figures["offer_p99_ms"] <= 20
     say(f"goal (ratio p99 <= 1.5, offer p99 <= 20 ms): {'met' if goal else 'NOT met'}")
     print(json.dumps({"bench": "routing_e2e", **figures}), flush=True)
     return 0
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchkit import say
+
 # Runnable from the repository root before the workspace installs the service.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "services/routing/src"))
 
@@ -77,10 +79,6 @@ SKILLS = 400
 GROUPS = 100
 POLICIES = 60
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 class Driver:
