@@ -1,10 +1,16 @@
 """Named weekly rosters with OR-Tools CP-SAT.
 
-Decomposition: every agent gets one weekly pattern = (shift template, block of days off, daily
-start time on a 30-minute grid of their LOCAL clock, lunch offset). Each pattern satisfies the
-agent's local labour rules by construction (weekly minutes, start window, days off consecutive
-and covering their unavailability, rotation and time off, rest between shifts: the same start
-every day leaves 24 h - shift length, checked against the minimum rest). Agents with the same
+Decomposition: every agent gets one weekly pattern = (days off, a shift template per working
+day), and each day's shifts of a template get a start time on a 30-minute grid of the agent's
+LOCAL clock and a lunch offset. Each pattern satisfies the agent's local labour rules by
+construction: weekly and daily paid minutes, consecutive working days (continuing the previous
+week), days off (how many, consecutive, required weekdays, unavailability and approved time
+off), the templates their rotation allows this week, and the minimum rest between shifts. Starts
+lie in a band of each template's window narrow enough that two shifts of that template on
+consecutive days always keep the rest (also on a night a clock change shortens); a pattern
+mixing templates (early Monday, late Tuesday) is kept only when the latest end of one day's
+template leaves the rest before the earliest start of the next day's, as instants, so any
+assignment of a day's starts to the agents working it is legal. Agents with the same
 skills, rules, time zone and unavailability are one group: the model chooses how many agents of
 a group take each pattern (integer counts), which removes the symmetry between identical agents
 entirely; names are given afterwards in agent-id order.
@@ -45,6 +51,9 @@ class ShiftTemplate:
     lunch_offsets_minutes: tuple[int, ...] = ()
     break_minutes: int = 0
     break_offsets_minutes: tuple[int, ...] = ()
+    #: the template's own local start window (e.g. early or late shifts), within the rules' one
+    earliest_start_minute: int = 0
+    latest_start_minute: int = 24 * 60 - START_GRID_MINUTES
 
     @property
     def paid_minutes(self) -> int:
@@ -62,6 +71,20 @@ class WorkRules:
     consecutive_days_off: bool = True
     template_ids: tuple[str, ...] = ()
     required_days_off: tuple[int, ...] = ()
+    #: paid minutes of one day's shift (templates outside are never used)
+    min_daily_minutes: int = 0
+    max_daily_minutes: int = 24 * 60
+    #: working days in a row (runs touching the week's end may continue next week; a run at
+    #: the week's start continues the agent's previous week)
+    min_consecutive_days: int = 1
+    max_consecutive_days: int = 7
+    #: the solver may give an agent different templates on different days of a week (templates
+    #: of the same days_per_week), keeping the rest between shifts
+    mix_templates: bool = True
+    #: rotation: week k (k = weeks since `rotation_anchor` + the agent's offset, modulo the
+    #: length) allows only the templates of entry k, e.g. (("early",), ("late",))
+    rotation: tuple[tuple[str, ...], ...] = ()
+    rotation_anchor: date = date(2024, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +96,13 @@ class AgentSpec:
     unavailable_weekdays: tuple[int, ...] = ()
     #: local dates off (approved time off)
     time_off: tuple[date, ...] = ()
+    #: the agent's place in their rules' rotation
+    rotation_offset: int = 0
+    #: the end of the agent's last shift before this week and the working days in a row it
+    #: closed (from the previous week's published schedule): rest and consecutive days hold
+    #: across the week boundary
+    previous_shift_end: datetime | None = None
+    previous_consecutive_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,14 +242,28 @@ def _units(cal: _Calendar, t: ShiftTemplate, start: datetime, lunch: int | None)
     )
 
 
-def _start_band(rules: WorkRules, t: ShiftTemplate) -> list[int]:
-    """Local start minutes allowed for a template: the rules' window, narrowed so that any two
-    starts on consecutive days keep the minimum rest (start-time variation within a week is
-    at most 24 h - shift length - rest)."""
-    first = rules.earliest_start_minute + (-rules.earliest_start_minute) % START_GRID_MINUTES
-    spread = 24 * 60 - t.length_minutes - rules.min_rest_minutes
-    last = min(rules.latest_start_minute, first + max(0, spread))
+def _start_band(rules: WorkRules, t: ShiftTemplate, dst_slack: int = 0) -> list[int]:
+    """Local start minutes allowed for a template: the rules' and the template's windows,
+    narrowed so that any two starts on consecutive days keep the minimum rest (start-time
+    variation within a week is at most 24 h - shift length - rest - the hour a clock change
+    takes from a night)."""
+    earliest = max(rules.earliest_start_minute, t.earliest_start_minute)
+    first = earliest + (-earliest) % START_GRID_MINUTES
+    spread = 24 * 60 - t.length_minutes - rules.min_rest_minutes - dst_slack
+    last = min(rules.latest_start_minute, t.latest_start_minute, first + max(0, spread))
     return list(range(first, last + 1, START_GRID_MINUTES))
+
+
+def _dst_slack(week_start: date, tz: ZoneInfo) -> int:
+    """Minutes the shortest night of the week (and the night before it) loses to a clock
+    change in `tz` (60 in a week where the clocks go forward, else 0)."""
+    shortest = 24 * 60
+    for d in range(-1, 7):
+        day = week_start + timedelta(days=d)
+        a = _local_start(day, 0, tz)
+        b = _local_start(day + timedelta(days=1), 0, tz)
+        shortest = min(shortest, int((b - a) / timedelta(minutes=1)))
+    return max(0, 24 * 60 - shortest)
 
 
 def _forced_days(
@@ -233,23 +277,126 @@ def _forced_days(
     return frozenset(forced) | time_off, time_off
 
 
+def rotation_templates(rules: WorkRules, week_start: date, offset: int) -> tuple[str, ...] | None:
+    """The templates the rotation allows in the week of `week_start` (None: no rotation)."""
+    if not rules.rotation:
+        return None
+    week = (week_start - rules.rotation_anchor).days // 7
+    return rules.rotation[(week + offset) % len(rules.rotation)]
+
+
+def _runs(worked: Sequence[bool]) -> list[tuple[int, int]]:
+    """(first day, length) of every run of working days in the week."""
+    runs: list[tuple[int, int]] = []
+    d = 0
+    while d < len(worked):
+        if worked[d]:
+            first = d
+            while d < len(worked) and worked[d]:
+                d += 1
+            runs.append((first, d - first))
+        else:
+            d += 1
+    return runs
+
+
+#: A week of one agent: the template of each local day (None: a day off).
+Pattern = tuple[ShiftTemplate | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Earliest start and latest end (UTC) of a template's shifts on each local day."""
+
+    first_start: tuple[datetime, ...]
+    last_end: tuple[datetime, ...]
+
+
+def _windows(
+    local_days: Sequence[date], tz: ZoneInfo, t: ShiftTemplate, band: Sequence[int]
+) -> _Window:
+    return _Window(
+        tuple(_local_start(day, band[0], tz) for day in local_days),
+        tuple(
+            _local_start(day, band[-1], tz) + timedelta(minutes=t.length_minutes)
+            for day in local_days
+        ),
+    )
+
+
 def _week_options(
     rules: WorkRules,
     templates: Sequence[ShiftTemplate],
+    windows: Mapping[str, _Window],
     forced: frozenset[int],
     time_off: frozenset[int],
-) -> list[tuple[ShiftTemplate, frozenset[int]]]:
-    """(template, days off) choices of one agent under their rules."""
-    options: list[tuple[ShiftTemplate, frozenset[int]]] = []
+    previous_end: datetime | None = None,
+    previous_run: int = 0,
+) -> list[Pattern]:
+    """Every legal week of one agent: days off (how many the templates leave, consecutive when
+    the rules say so, covering unavailability and time off), a template per working day (one
+    days_per_week per week; mixed only when the rules allow), weekly paid minutes (time off
+    credited), consecutive working days, and the minimum rest between any two shifts the day
+    plans may give (the latest end of one day's template to the earliest start of the next
+    day's, as instants: across midnight, a clock change and the week boundary)."""
+    rest = timedelta(minutes=rules.min_rest_minutes)
+    by_days: dict[int, list[ShiftTemplate]] = defaultdict(list)
     for t in templates:
-        off_needed = max(7 - t.days_per_week, len(forced))
-        worked = 7 - off_needed
-        paid = t.paid_minutes * (worked + min(len(time_off), t.days_per_week - worked))
-        if paid < rules.min_weekly_minutes and not forced:
-            continue
+        by_days[t.days_per_week].append(t)
+    options: list[Pattern] = []
+    for days_per_week, group in sorted(by_days.items()):
+        off_needed = max(7 - days_per_week, len(forced))
+        unavailable = len(forced - time_off)
+        if rules.mix_templates:
+            fills: list[tuple[ShiftTemplate, ...] | None] = [None]
+        else:
+            fills = [(t,) for t in group]
         for block in _days_off_blocks(rules, off_needed, set(forced)):
-            options.append((t, block))
+            working = [d for d in range(7) if d not in block]
+            worked_flags = [d not in block for d in range(7)]
+            runs = [
+                (n + (previous_run if first == 0 else 0), first + n)
+                for first, n in _runs(worked_flags)
+            ]
+            if any(n > rules.max_consecutive_days for n, _end in runs):
+                continue
+            # A run that reaches the week's end may continue into the next week.
+            if any(n < rules.min_consecutive_days and end < 7 for n, end in runs):
+                continue
+            credited = min(len(time_off), days_per_week - len(working))
+            for fill in fills:
+                choices = group if fill is None else fill
+                for combo in itertools.product(choices, repeat=len(working)):
+                    paid = sum(t.paid_minutes for t in combo)
+                    if paid > rules.max_weekly_minutes:
+                        continue
+                    paid += credited * min(t.paid_minutes for t in combo) if combo else 0
+                    # The weekly minimum holds when the agent is free for the template's week.
+                    if paid < rules.min_weekly_minutes and unavailable <= 7 - days_per_week:
+                        continue
+                    pattern: list[ShiftTemplate | None] = [None] * 7
+                    for d, t in zip(working, combo, strict=True):
+                        pattern[d] = t
+                    if _rested(pattern, windows, rest, previous_end):
+                        options.append(tuple(pattern))
     return options
+
+
+def _rested(
+    pattern: Sequence[ShiftTemplate | None],
+    windows: Mapping[str, _Window],
+    rest: timedelta,
+    previous_end: datetime | None,
+) -> bool:
+    last_end = previous_end
+    for d, t in enumerate(pattern):
+        if t is None:
+            continue
+        w = windows[t.template_id]
+        if last_end is not None and w.first_start[d] - last_end < rest:
+            return False
+        last_end = w.last_end[d]
+    return True
 
 
 def solve(problem: ScheduleProblem) -> Roster:
@@ -264,38 +411,57 @@ def solve(problem: ScheduleProblem) -> Roster:
         if index is not None and agents > 0:
             need[(queue, index)] = need.get((queue, index), 0) + 2 * agents  # half-agent units
 
-    # Base groups share shift options (skills, zone, rules); subgroups also share days off.
+    # Base groups share shift options (skills, zone, rules, the templates their rotation
+    # allows this week); subgroups also share days off and the previous week's end.
+    SubKey = tuple[frozenset[int], frozenset[int], datetime | None, int]
     groups: dict[
-        tuple[tuple[str, ...], str, str],
-        dict[tuple[frozenset[int], frozenset[int]], list[AgentSpec]],
+        tuple[tuple[str, ...], str, str, tuple[str, ...] | None],
+        dict[SubKey, list[AgentSpec]],
     ] = {}
     for agent in sorted(problem.agents, key=lambda a: a.agent_id):
         rules = rules_by_id.get(agent.rules_id)
         if rules is None:
             raise ScheduleInfeasible(f"agent {agent.agent_id}: unknown rules {agent.rules_id!r}")
-        key = (tuple(sorted(set(agent.skills) & set(queues))), agent.time_zone, agent.rules_id)
-        groups.setdefault(key, {}).setdefault(_forced_days(problem, agent, rules), []).append(agent)
+        key = (
+            tuple(sorted(set(agent.skills) & set(queues))),
+            agent.time_zone,
+            agent.rules_id,
+            rotation_templates(rules, problem.week_start, agent.rotation_offset),
+        )
+        forced, time_off = _forced_days(problem, agent, rules)
+        sub = (forced, time_off, agent.previous_shift_end, agent.previous_consecutive_days)
+        groups.setdefault(key, {}).setdefault(sub, []).append(agent)
 
     model = cp_model.CpModel()
     contributions: dict[tuple[str, int], list[cp_model.LinearExprT]] = defaultdict(list)
     plans: list[Any] = []
     local_days = [problem.week_start + timedelta(days=d) for d in range(7)]
-    for gi, ((skills, zone, rules_id), subgroups) in enumerate(groups.items()):
+    for gi, ((skills, zone, rules_id, rotating), subgroups) in enumerate(groups.items()):
         rules = rules_by_id[rules_id]
         tz = ZoneInfo(zone)
+        slack = _dst_slack(problem.week_start, tz)
         templates = [
             t
             for t in problem.templates
             if (not rules.template_ids or t.template_id in rules.template_ids)
-            and t.paid_minutes * t.days_per_week <= rules.max_weekly_minutes
-            and _start_band(rules, t)
+            and (rotating is None or t.template_id in rotating)
+            and rules.min_daily_minutes <= t.paid_minutes <= rules.max_daily_minutes
+            and _start_band(rules, t, slack)
         ]
+        bands = {t.template_id: _start_band(rules, t, slack) for t in templates}
+        windows = {
+            t.template_id: _windows(local_days, tz, t, bands[t.template_id]) for t in templates
+        }
         size = sum(len(m) for m in subgroups.values())
-        # Days off per subgroup: u[(template, block)] agents.
+        # Weeks per subgroup: u[pattern] agents.
         working: dict[tuple[str, int], list[cp_model.IntVar]] = defaultdict(list)
         sub_plans = []
-        for si, ((forced, time_off), members) in enumerate(subgroups.items()):
-            options = _week_options(rules, templates, forced, time_off)
+        for si, ((forced, time_off, previous_end, previous_run), members) in enumerate(
+            subgroups.items()
+        ):
+            options = _week_options(
+                rules, templates, windows, forced, time_off, previous_end, previous_run
+            )
             if not options:
                 raise ScheduleInfeasible(
                     f"agent {members[0].agent_id}: no shift pattern satisfies the rules, "
@@ -305,16 +471,16 @@ def solve(problem: ScheduleProblem) -> Roster:
                 model.new_int_var(0, len(members), f"u{gi}_{si}_{k}") for k in range(len(options))
             ]
             model.add(sum(us) == len(members))
-            for (t, block), u in zip(options, us, strict=True):
-                for d in range(7):
-                    if d not in block:
+            for pattern, u in zip(options, us, strict=True):
+                for d, t in enumerate(pattern):
+                    if t is not None:
                         working[(t.template_id, d)].append(u)
             sub_plans.append((members, options, us))
         # Shifts per day: y[(template, day, start)], lunch choice l[...][offset].
         on: dict[int, list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
         day_plans = []
         for t in templates:
-            band = _start_band(rules, t)
+            band = bands[t.template_id]
             lunches: tuple[int | None, ...] = t.lunch_offsets_minutes or (None,)
             for d in range(7):
                 ys = []
@@ -439,11 +605,11 @@ def solve(problem: ScheduleProblem) -> Roster:
         works: dict[tuple[str, int], list[AgentSpec]] = defaultdict(list)
         for members, options, us in sub_plans:
             queue = iter(members)
-            for (t, block), u in zip(options, us, strict=True):
+            for pattern, u in zip(options, us, strict=True):
                 for _ in range(value(u)):
                     agent = next(queue)
-                    for d in range(7):
-                        if d not in block:
+                    for d, t in enumerate(pattern):
+                        if t is not None:
                             works[(t.template_id, d)].append(agent)
         # Shifts of each day: any agent working that day may take any start of the band.
         for members_of_day in works.values():
@@ -545,10 +711,10 @@ def _round_hints(
     working: dict[tuple[str, int], int] = defaultdict(int)
     for members, options, us in sub_plans:
         counts = _largest_remainder([lp[u.index] for u in us], len(members))
-        for (t, block), u, n in zip(options, us, counts, strict=True):
+        for pattern, u, n in zip(options, us, counts, strict=True):
             model.add_hint(u, n)
-            for d in range(7):
-                if d not in block:
+            for d, t in enumerate(pattern):
+                if t is not None:
                     working[(t.template_id, d)] += n
     by_day: dict[tuple[str, int], list[Any]] = defaultdict(list)
     for plan in day_plans:
