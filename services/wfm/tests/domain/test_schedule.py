@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from contactcenter.contracts.errors import FailedPrecondition, NotFound, ValidationFailed
-from contactcenter.wfm.domain.events import ScheduleGenerated, SchedulePublished, TimeOffGranted
+from contactcenter.contracts.errors import FailedPrecondition, NotFound
+from contactcenter.wfm.domain.events import ScheduleGenerated, SchedulePublished
 from contactcenter.wfm.domain.schedule import (
-    days_off,
     decide_generate,
     decide_publish,
-    decide_time_off,
     fold,
 )
 
@@ -53,18 +51,3 @@ def test_given_a_published_schedule_when_regenerate_or_publish_then_refused() ->
         decide_generate(state, _generated())
     with pytest.raises(FailedPrecondition):
         decide_publish(state, "t1")
-
-
-def test_when_time_off_then_granted_days() -> None:
-    (event,) = decide_time_off("t1", "x", "a1", "2026-03-03", "2026-03-05", "vacation")
-    assert isinstance(event, TimeOffGranted)
-    assert len(days_off([event])) == 3
-
-
-def test_when_time_off_is_backwards_then_the_field_is_named() -> None:
-    with pytest.raises(ValidationFailed) as error:
-        decide_time_off("t1", "x", "a1", "2026-03-05", "2026-03-03", "")
-    assert error.value.field_violations[0].field == "last_date"
-    with pytest.raises(ValidationFailed) as error:
-        decide_time_off("t1", "x", "a1", "March", "2026-03-03", "")
-    assert error.value.field_violations[0].field == "first_date"

@@ -190,7 +190,14 @@ async def test_schedules_time_off_and_adherence(service: Service, tenant_id: str
     )
     first = await service.stub.RequestTimeOff(off, metadata=md)
     again = await service.stub.RequestTimeOff(off, metadata=md)
-    assert first.time_off_id == again.time_off_id and first.status == "approved"
+    assert first.time_off_id == again.time_off_id and first.status == "pending"
+    # Pending time off removes no availability; a supervisor approves it.
+    approve = pb.ApproveTimeOffRequest(
+        request_id=str(uuid.uuid4()), time_off_id=first.time_off_id, note="ok"
+    )
+    approved = await service.stub.ApproveTimeOff(approve, metadata=md)
+    assert approved.time_off.status == pb.TIME_OFF_STATUS_APPROVED
+    assert (await service.stub.ApproveTimeOff(approve, metadata=md)) == approved
     with pytest.raises(grpc.aio.AioRpcError) as error:
         other = pb.RequestTimeOffRequest(
             request_id=str(uuid.uuid4()), agent_id="a2", first_date=tomorrow, last_date=tomorrow
@@ -230,6 +237,29 @@ async def test_schedules_time_off_and_adherence(service: Service, tenant_id: str
             metadata=service.md(f"{tenant_id}-other"),
         )
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # Approving time off over the published week names a1's affected shift.
+    a1_off = await service.stub.RequestTimeOff(
+        pb.RequestTimeOffRequest(
+            request_id=str(uuid.uuid4()), agent_id="a1", first_date=tomorrow, last_date=tomorrow
+        ),
+        metadata=service.md(tenant_id, (Role.AGENT,), "a1"),
+    )
+    decided = await service.stub.ApproveTimeOff(
+        pb.ApproveTimeOffRequest(request_id=str(uuid.uuid4()), time_off_id=a1_off.time_off_id),
+        metadata=md,
+    )
+    (affected,) = decided.time_off.affected
+    assert affected.schedule_id == "week-1"
+    assert [(s.agent_id, s.local_date) for s in affected.shifts] == [("a1", tomorrow)]
+    stored = await service.app.context.store.read_stream(  # type: ignore[union-attr]
+        f"wfm_time_off_request/{tenant_id}/{a1_off.time_off_id}"
+    )
+    assert [r.event_type for r in stored] == [
+        "wfm.TimeOffRequested.v1",
+        "wfm.TimeOffApproved.v1",
+        "wfm.PublishedShiftsAffected.v1",
+    ]
 
     # Routing says a1 is working and a2 went away during scheduled work.
     producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap, enable_idempotence=False)
@@ -300,3 +330,76 @@ async def test_schedules_time_off_and_adherence(service: Service, tenant_id: str
             break
     stream.cancel()
     assert seen == ["status", "exception"]
+
+
+async def test_time_off_approval_workflow(service: Service, tenant_id: str) -> None:
+    sup = service.md(tenant_id)
+    agent = service.md(tenant_id, (Role.AGENT,), "ann")
+
+    async def request(agent_id: str, day: str, md: Any = agent) -> pb.RequestTimeOffResponse:
+        return await service.stub.RequestTimeOff(
+            pb.RequestTimeOffRequest(
+                request_id=str(uuid.uuid4()), agent_id=agent_id, first_date=day, last_date=day
+            ),
+            metadata=md,
+        )
+
+    one = await request("ann", "2026-04-01")
+    two = await request("ann", "2026-04-02")
+    bob = await request("bob", "2026-04-03", sup)
+    assert one.time_off.requested_by == "ann" and bob.time_off.requested_by == "sup"
+
+    # Only a supervisor (or admin) decides.
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await service.stub.ApproveTimeOff(
+            pb.ApproveTimeOffRequest(request_id=str(uuid.uuid4()), time_off_id=one.time_off_id),
+            metadata=agent,
+        )
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    deny = pb.DenyTimeOffRequest(
+        request_id=str(uuid.uuid4()), time_off_id=two.time_off_id, note="busy"
+    )
+    denied = await service.stub.DenyTimeOff(deny, metadata=sup)
+    assert denied.time_off.status == pb.TIME_OFF_STATUS_DENIED
+    assert (await service.stub.DenyTimeOff(deny, metadata=sup)) == denied  # idempotent
+    # A denied request cannot be approved: FAILED_PRECONDITION naming the state.
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await service.stub.ApproveTimeOff(
+            pb.ApproveTimeOffRequest(request_id=str(uuid.uuid4()), time_off_id=two.time_off_id),
+            metadata=sup,
+        )
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "denied" in (error.value.details() or "")
+
+    await service.stub.ApproveTimeOff(
+        pb.ApproveTimeOffRequest(request_id=str(uuid.uuid4()), time_off_id=one.time_off_id),
+        metadata=sup,
+    )
+    listed = await service.stub.ListTimeOff(pb.ListTimeOffRequest(), metadata=sup)
+    statuses = {t.time_off_id: t.status for t in listed.time_off}
+    assert statuses == {
+        one.time_off_id: pb.TIME_OFF_STATUS_APPROVED,
+        two.time_off_id: pb.TIME_OFF_STATUS_DENIED,
+        bob.time_off_id: pb.TIME_OFF_STATUS_PENDING,
+    }
+    pending = await service.stub.ListTimeOff(
+        pb.ListTimeOffRequest(statuses=[pb.TIME_OFF_STATUS_PENDING]), metadata=sup
+    )
+    assert [t.time_off_id for t in pending.time_off] == [bob.time_off_id]
+    mine = await service.stub.ListTimeOff(pb.ListTimeOffRequest(), metadata=agent)
+    assert {t.agent_id for t in mine.time_off} == {"ann"}
+
+    # Another tenant sees and decides nothing of it.
+    other = service.md(f"{tenant_id}-other")
+    assert not (await service.stub.ListTimeOff(pb.ListTimeOffRequest(), metadata=other)).time_off
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await service.stub.ApproveTimeOff(
+            pb.ApproveTimeOffRequest(request_id=str(uuid.uuid4()), time_off_id=bob.time_off_id),
+            metadata=other,
+        )
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await service.stub.DenyTimeOff(pb.DenyTimeOffRequest(time_off_id="x"), metadata=sup)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in _violations(error.value)

@@ -74,6 +74,25 @@ ACTIVITY_KIND_BREAK: ActivityKind.ValueType  # 2
 ACTIVITY_KIND_LUNCH: ActivityKind.ValueType  # 3
 Global___ActivityKind: _TypeAlias = ActivityKind  # noqa: Y015
 
+class _TimeOffStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TimeOffStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimeOffStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TIME_OFF_STATUS_UNSPECIFIED: _TimeOffStatus.ValueType  # 0
+    TIME_OFF_STATUS_PENDING: _TimeOffStatus.ValueType  # 1
+    TIME_OFF_STATUS_APPROVED: _TimeOffStatus.ValueType  # 2
+    TIME_OFF_STATUS_DENIED: _TimeOffStatus.ValueType  # 3
+
+class TimeOffStatus(_TimeOffStatus, metaclass=_TimeOffStatusEnumTypeWrapper): ...
+
+TIME_OFF_STATUS_UNSPECIFIED: TimeOffStatus.ValueType  # 0
+TIME_OFF_STATUS_PENDING: TimeOffStatus.ValueType  # 1
+TIME_OFF_STATUS_APPROVED: TimeOffStatus.ValueType  # 2
+TIME_OFF_STATUS_DENIED: TimeOffStatus.ValueType  # 3
+Global___TimeOffStatus: _TypeAlias = TimeOffStatus  # noqa: Y015
+
 @_typing.final
 class HistoryPoint(_message.Message):
     """--- forecasting -------------------------------------------------------------------------------
@@ -538,6 +557,7 @@ class ShiftTemplate(_message.Message):
     LUNCH_OFFSETS_MINUTES_FIELD_NUMBER: _builtins.int
     BREAK_MINUTES_FIELD_NUMBER: _builtins.int
     BREAK_OFFSETS_MINUTES_FIELD_NUMBER: _builtins.int
+    START_WINDOW_FIELD_NUMBER: _builtins.int
     template_id: _builtins.str
     length_minutes: _builtins.int
     days_per_week: _builtins.int
@@ -550,6 +570,12 @@ class ShiftTemplate(_message.Message):
 
     @_builtins.property
     def break_offsets_minutes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def start_window(self) -> Global___StartWindow:
+        """The template's own local start window (e.g. early or late shifts), within the rules' window;
+        absent: the rules' window.
+        """
+
     def __init__(
         self,
         *,
@@ -560,14 +586,60 @@ class ShiftTemplate(_message.Message):
         lunch_offsets_minutes: _abc.Iterable[_builtins.int] | None = ...,
         break_minutes: _builtins.int = ...,
         break_offsets_minutes: _abc.Iterable[_builtins.int] | None = ...,
+        start_window: Global___StartWindow | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_window", b"start_window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["break_minutes", b"break_minutes", "break_offsets_minutes", b"break_offsets_minutes", "days_per_week", b"days_per_week", "length_minutes", b"length_minutes", "lunch_minutes", b"lunch_minutes", "lunch_offsets_minutes", b"lunch_offsets_minutes", "template_id", b"template_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["break_minutes", b"break_minutes", "break_offsets_minutes", b"break_offsets_minutes", "days_per_week", b"days_per_week", "length_minutes", b"length_minutes", "lunch_minutes", b"lunch_minutes", "lunch_offsets_minutes", b"lunch_offsets_minutes", "start_window", b"start_window", "template_id", b"template_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ShiftTemplate: _TypeAlias = ShiftTemplate  # noqa: Y015
+
+@_typing.final
+class StartWindow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EARLIEST_START_MINUTE_FIELD_NUMBER: _builtins.int
+    LATEST_START_MINUTE_FIELD_NUMBER: _builtins.int
+    earliest_start_minute: _builtins.int
+    """Minutes after local midnight, inclusive."""
+    latest_start_minute: _builtins.int
+    def __init__(
+        self,
+        *,
+        earliest_start_minute: _builtins.int = ...,
+        latest_start_minute: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["earliest_start_minute", b"earliest_start_minute", "latest_start_minute", b"latest_start_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartWindow: _TypeAlias = StartWindow  # noqa: Y015
+
+@_typing.final
+class RotationWeek(_message.Message):
+    """One week of a rotation: the templates allowed that week."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEMPLATE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def template_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        template_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["template_ids", b"template_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotationWeek: _TypeAlias = RotationWeek  # noqa: Y015
 
 @_typing.final
 class WorkRules(_message.Message):
@@ -584,6 +656,13 @@ class WorkRules(_message.Message):
     CONSECUTIVE_DAYS_OFF_FIELD_NUMBER: _builtins.int
     TEMPLATE_IDS_FIELD_NUMBER: _builtins.int
     REQUIRED_DAYS_OFF_FIELD_NUMBER: _builtins.int
+    MIN_DAILY_MINUTES_FIELD_NUMBER: _builtins.int
+    MAX_DAILY_MINUTES_FIELD_NUMBER: _builtins.int
+    MIN_CONSECUTIVE_DAYS_FIELD_NUMBER: _builtins.int
+    MAX_CONSECUTIVE_DAYS_FIELD_NUMBER: _builtins.int
+    SINGLE_TEMPLATE_PER_WEEK_FIELD_NUMBER: _builtins.int
+    ROTATION_FIELD_NUMBER: _builtins.int
+    ROTATION_ANCHOR_FIELD_NUMBER: _builtins.int
     rules_id: _builtins.str
     min_weekly_minutes: _builtins.int
     max_weekly_minutes: _builtins.int
@@ -594,13 +673,33 @@ class WorkRules(_message.Message):
     """Minimum rest between two shifts."""
     consecutive_days_off: _builtins.bool
     """Days off must be consecutive."""
+    min_daily_minutes: _builtins.int
+    """Paid minutes of one day's shift (0: no limit); templates outside are not used."""
+    max_daily_minutes: _builtins.int
+    min_consecutive_days: _builtins.int
+    """Working days in a row (0: no limit). A run reaching the week's end may continue next week;
+    a run at the week's start continues the previous published week.
+    """
+    max_consecutive_days: _builtins.int
+    single_template_per_week: _builtins.bool
+    """One template all week; by default the solver may give an agent different templates on
+    different days (templates of the same days_per_week), keeping the minimum rest.
+    """
+    rotation_anchor: _builtins.str
+    """A local date in the rotation's week 0, YYYY-MM-DD (default 2024-01-01)."""
     @_builtins.property
     def template_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Templates allowed; empty: all."""
 
     @_builtins.property
     def required_days_off(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Rotation: local weekdays (0 = Monday) that must be off (e.g. a weekend-off rotation)."""
+        """Local weekdays (0 = Monday) that must be off (e.g. weekends off)."""
+
+    @_builtins.property
+    def rotation(self) -> _containers.RepeatedCompositeFieldContainer[Global___RotationWeek]:
+        """Rotation over N weeks: week k (weeks since `rotation_anchor` + the agent's rotation_offset,
+        modulo N) allows only the templates of entry k, e.g. [early], [late].
+        """
 
     def __init__(
         self,
@@ -614,10 +713,17 @@ class WorkRules(_message.Message):
         consecutive_days_off: _builtins.bool = ...,
         template_ids: _abc.Iterable[_builtins.str] | None = ...,
         required_days_off: _abc.Iterable[_builtins.int] | None = ...,
+        min_daily_minutes: _builtins.int = ...,
+        max_daily_minutes: _builtins.int = ...,
+        min_consecutive_days: _builtins.int = ...,
+        max_consecutive_days: _builtins.int = ...,
+        single_template_per_week: _builtins.bool = ...,
+        rotation: _abc.Iterable[Global___RotationWeek] | None = ...,
+        rotation_anchor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consecutive_days_off", b"consecutive_days_off", "earliest_start_minute", b"earliest_start_minute", "latest_start_minute", b"latest_start_minute", "max_weekly_minutes", b"max_weekly_minutes", "min_rest_minutes", b"min_rest_minutes", "min_weekly_minutes", b"min_weekly_minutes", "required_days_off", b"required_days_off", "rules_id", b"rules_id", "template_ids", b"template_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consecutive_days_off", b"consecutive_days_off", "earliest_start_minute", b"earliest_start_minute", "latest_start_minute", b"latest_start_minute", "max_consecutive_days", b"max_consecutive_days", "max_daily_minutes", b"max_daily_minutes", "max_weekly_minutes", b"max_weekly_minutes", "min_consecutive_days", b"min_consecutive_days", "min_daily_minutes", b"min_daily_minutes", "min_rest_minutes", b"min_rest_minutes", "min_weekly_minutes", b"min_weekly_minutes", "required_days_off", b"required_days_off", "rotation", b"rotation", "rotation_anchor", b"rotation_anchor", "rules_id", b"rules_id", "single_template_per_week", b"single_template_per_week", "template_ids", b"template_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -632,15 +738,27 @@ class AgentSpec(_message.Message):
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     RULES_ID_FIELD_NUMBER: _builtins.int
     UNAVAILABLE_WEEKDAYS_FIELD_NUMBER: _builtins.int
+    ROTATION_OFFSET_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SHIFT_END_FIELD_NUMBER: _builtins.int
+    PREVIOUS_CONSECUTIVE_DAYS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     time_zone: _builtins.str
     """The agent's IANA time zone (labour rules apply there)."""
     rules_id: _builtins.str
+    rotation_offset: _builtins.int
+    """The agent's place in their rules' rotation."""
+    previous_consecutive_days: _builtins.int
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def unavailable_weekdays(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Local weekdays (0 = Monday) the agent cannot work."""
+
+    @_builtins.property
+    def previous_shift_end(self) -> _timestamp_pb2.Timestamp:
+        """The end of the agent's last shift before the week and the working days in a row it closed;
+        absent: taken from the previous week's published schedule, if any.
+        """
 
     def __init__(
         self,
@@ -650,10 +768,13 @@ class AgentSpec(_message.Message):
         time_zone: _builtins.str = ...,
         rules_id: _builtins.str = ...,
         unavailable_weekdays: _abc.Iterable[_builtins.int] | None = ...,
+        rotation_offset: _builtins.int = ...,
+        previous_shift_end: _timestamp_pb2.Timestamp | None = ...,
+        previous_consecutive_days: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["previous_shift_end", b"previous_shift_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "rules_id", b"rules_id", "skills", b"skills", "time_zone", b"time_zone", "unavailable_weekdays", b"unavailable_weekdays"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "previous_consecutive_days", b"previous_consecutive_days", "previous_shift_end", b"previous_shift_end", "rotation_offset", b"rotation_offset", "rules_id", b"rules_id", "skills", b"skills", "time_zone", b"time_zone", "unavailable_weekdays", b"unavailable_weekdays"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -993,21 +1114,239 @@ class RequestTimeOffResponse(_message.Message):
 
     TIME_OFF_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    TIME_OFF_FIELD_NUMBER: _builtins.int
     time_off_id: _builtins.str
     status: _builtins.str
+    """`pending`, `approved` or `denied` (as time_off.status)."""
+    @_builtins.property
+    def time_off(self) -> Global___TimeOff: ...
     def __init__(
         self,
         *,
         time_off_id: _builtins.str = ...,
         status: _builtins.str = ...,
+        time_off: Global___TimeOff | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time_off", b"time_off"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "time_off_id", b"time_off_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "time_off", b"time_off", "time_off_id", b"time_off_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestTimeOffResponse: _TypeAlias = RequestTimeOffResponse  # noqa: Y015
+
+@_typing.final
+class AffectedSchedule(_message.Message):
+    """Shifts of a published schedule on approved days off."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    WEEK_START_FIELD_NUMBER: _builtins.int
+    SHIFTS_FIELD_NUMBER: _builtins.int
+    schedule_id: _builtins.str
+    week_start: _builtins.str
+    @_builtins.property
+    def shifts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shift]: ...
+    def __init__(
+        self,
+        *,
+        schedule_id: _builtins.str = ...,
+        week_start: _builtins.str = ...,
+        shifts: _abc.Iterable[Global___Shift] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule_id", b"schedule_id", "shifts", b"shifts", "week_start", b"week_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AffectedSchedule: _TypeAlias = AffectedSchedule  # noqa: Y015
+
+@_typing.final
+class TimeOff(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_OFF_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    FIRST_DATE_FIELD_NUMBER: _builtins.int
+    LAST_DATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    AFFECTED_FIELD_NUMBER: _builtins.int
+    time_off_id: _builtins.str
+    agent_id: _builtins.str
+    first_date: _builtins.str
+    last_date: _builtins.str
+    reason: _builtins.str
+    status: Global___TimeOffStatus.ValueType
+    requested_by: _builtins.str
+    decided_by: _builtins.str
+    note: _builtins.str
+    @_builtins.property
+    def affected(self) -> _containers.RepeatedCompositeFieldContainer[Global___AffectedSchedule]: ...
+    def __init__(
+        self,
+        *,
+        time_off_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        first_date: _builtins.str = ...,
+        last_date: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        status: Global___TimeOffStatus.ValueType = ...,
+        requested_by: _builtins.str = ...,
+        decided_by: _builtins.str = ...,
+        note: _builtins.str = ...,
+        affected: _abc.Iterable[Global___AffectedSchedule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affected", b"affected", "agent_id", b"agent_id", "decided_by", b"decided_by", "first_date", b"first_date", "last_date", b"last_date", "note", b"note", "reason", b"reason", "requested_by", b"requested_by", "status", b"status", "time_off_id", b"time_off_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimeOff: _TypeAlias = TimeOff  # noqa: Y015
+
+@_typing.final
+class ApproveTimeOffRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TIME_OFF_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    time_off_id: _builtins.str
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        time_off_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "request_id", b"request_id", "time_off_id", b"time_off_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveTimeOffRequest: _TypeAlias = ApproveTimeOffRequest  # noqa: Y015
+
+@_typing.final
+class ApproveTimeOffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_OFF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def time_off(self) -> Global___TimeOff: ...
+    def __init__(
+        self,
+        *,
+        time_off: Global___TimeOff | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time_off", b"time_off"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["time_off", b"time_off"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveTimeOffResponse: _TypeAlias = ApproveTimeOffResponse  # noqa: Y015
+
+@_typing.final
+class DenyTimeOffRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TIME_OFF_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    time_off_id: _builtins.str
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        time_off_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "request_id", b"request_id", "time_off_id", b"time_off_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DenyTimeOffRequest: _TypeAlias = DenyTimeOffRequest  # noqa: Y015
+
+@_typing.final
+class DenyTimeOffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_OFF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def time_off(self) -> Global___TimeOff: ...
+    def __init__(
+        self,
+        *,
+        time_off: Global___TimeOff | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time_off", b"time_off"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["time_off", b"time_off"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DenyTimeOffResponse: _TypeAlias = DenyTimeOffResponse  # noqa: Y015
+
+@_typing.final
+class ListTimeOffRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_IDS_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def agent_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty: every agent (an agent's token: only themselves)."""
+
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TimeOffStatus.ValueType]:
+        """Empty: every status."""
+
+    def __init__(
+        self,
+        *,
+        agent_ids: _abc.Iterable[_builtins.str] | None = ...,
+        statuses: _abc.Iterable[Global___TimeOffStatus.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_ids", b"agent_ids", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTimeOffRequest: _TypeAlias = ListTimeOffRequest  # noqa: Y015
+
+@_typing.final
+class ListTimeOffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_OFF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def time_off(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimeOff]: ...
+    def __init__(
+        self,
+        *,
+        time_off: _abc.Iterable[Global___TimeOff] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["time_off", b"time_off"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTimeOffResponse: _TypeAlias = ListTimeOffResponse  # noqa: Y015
 
 @_typing.final
 class AdherenceRequest(_message.Message):

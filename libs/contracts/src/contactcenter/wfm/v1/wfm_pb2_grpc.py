@@ -59,6 +59,21 @@ class WfmServiceStub:
                 request_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.RequestTimeOffRequest.SerializeToString,
                 response_deserializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.RequestTimeOffResponse.FromString,
                 _registered_method=True)
+        self.ApproveTimeOff = channel.unary_unary(
+                '/contactcenter.wfm.v1.WfmService/ApproveTimeOff',
+                request_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ApproveTimeOffRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ApproveTimeOffResponse.FromString,
+                _registered_method=True)
+        self.DenyTimeOff = channel.unary_unary(
+                '/contactcenter.wfm.v1.WfmService/DenyTimeOff',
+                request_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.DenyTimeOffRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.DenyTimeOffResponse.FromString,
+                _registered_method=True)
+        self.ListTimeOff = channel.unary_unary(
+                '/contactcenter.wfm.v1.WfmService/ListTimeOff',
+                request_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ListTimeOffRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ListTimeOffResponse.FromString,
+                _registered_method=True)
         self.Adherence = channel.unary_unary(
                 '/contactcenter.wfm.v1.WfmService/Adherence',
                 request_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.AdherenceRequest.SerializeToString,
@@ -104,7 +119,31 @@ class WfmServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RequestTimeOff(self, request, context):
-        """Records time off for an agent (local dates); later schedules respect it.
+        """Requests time off for an agent (local dates): pending until a supervisor decides. An agent
+        may request only for themselves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveTimeOff(self, request, context):
+        """Approves a pending request (supervisor or admin): schedules generated from then on keep the
+        days off; shifts of published schedules on those days are named (wfm.PublishedShiftsAffected).
+        FAILED_PRECONDITION (current_state) when the request is not pending.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DenyTimeOff(self, request, context):
+        """Denies a pending request (supervisor or admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTimeOff(self, request, context):
+        """The tenant's time-off requests (an agent sees only their own).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -151,6 +190,21 @@ def add_WfmServiceServicer_to_server(servicer, server):
                     servicer.RequestTimeOff,
                     request_deserializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.RequestTimeOffRequest.FromString,
                     response_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.RequestTimeOffResponse.SerializeToString,
+            ),
+            'ApproveTimeOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveTimeOff,
+                    request_deserializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ApproveTimeOffRequest.FromString,
+                    response_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ApproveTimeOffResponse.SerializeToString,
+            ),
+            'DenyTimeOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.DenyTimeOff,
+                    request_deserializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.DenyTimeOffRequest.FromString,
+                    response_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.DenyTimeOffResponse.SerializeToString,
+            ),
+            'ListTimeOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTimeOff,
+                    request_deserializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ListTimeOffRequest.FromString,
+                    response_serializer=contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ListTimeOffResponse.SerializeToString,
             ),
             'Adherence': grpc.unary_unary_rpc_method_handler(
                     servicer.Adherence,
@@ -298,6 +352,87 @@ class WfmService:
             '/contactcenter.wfm.v1.WfmService/RequestTimeOff',
             contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.RequestTimeOffRequest.SerializeToString,
             contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.RequestTimeOffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveTimeOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.wfm.v1.WfmService/ApproveTimeOff',
+            contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ApproveTimeOffRequest.SerializeToString,
+            contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ApproveTimeOffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DenyTimeOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.wfm.v1.WfmService/DenyTimeOff',
+            contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.DenyTimeOffRequest.SerializeToString,
+            contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.DenyTimeOffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTimeOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.wfm.v1.WfmService/ListTimeOff',
+            contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ListTimeOffRequest.SerializeToString,
+            contactcenter_dot_wfm_dot_v1_dot_wfm__pb2.ListTimeOffResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,7 +46,18 @@ class WfmServiceStub:
     PublishSchedule: _grpc.UnaryUnaryMultiCallable[_wfm_pb2.PublishScheduleRequest, _wfm_pb2.PublishScheduleResponse]
     """Makes a generated schedule the one adherence is measured against."""
     RequestTimeOff: _grpc.UnaryUnaryMultiCallable[_wfm_pb2.RequestTimeOffRequest, _wfm_pb2.RequestTimeOffResponse]
-    """Records time off for an agent (local dates); later schedules respect it."""
+    """Requests time off for an agent (local dates): pending until a supervisor decides. An agent
+    may request only for themselves.
+    """
+    ApproveTimeOff: _grpc.UnaryUnaryMultiCallable[_wfm_pb2.ApproveTimeOffRequest, _wfm_pb2.ApproveTimeOffResponse]
+    """Approves a pending request (supervisor or admin): schedules generated from then on keep the
+    days off; shifts of published schedules on those days are named (wfm.PublishedShiftsAffected).
+    FAILED_PRECONDITION (current_state) when the request is not pending.
+    """
+    DenyTimeOff: _grpc.UnaryUnaryMultiCallable[_wfm_pb2.DenyTimeOffRequest, _wfm_pb2.DenyTimeOffResponse]
+    """Denies a pending request (supervisor or admin)."""
+    ListTimeOff: _grpc.UnaryUnaryMultiCallable[_wfm_pb2.ListTimeOffRequest, _wfm_pb2.ListTimeOffResponse]
+    """The tenant's time-off requests (an agent sees only their own)."""
     Adherence: _grpc.UnaryUnaryMultiCallable[_wfm_pb2.AdherenceRequest, _wfm_pb2.AdherenceResponse]
     """Adherence and conformance per agent over a time range, against the published schedule."""
     WatchAdherence: _grpc.UnaryStreamMultiCallable[_wfm_pb2.WatchAdherenceRequest, _wfm_pb2.WatchAdherenceResponse]
@@ -66,7 +77,18 @@ class WfmServiceAsyncStub(WfmServiceStub):
     PublishSchedule: _aio.UnaryUnaryMultiCallable[_wfm_pb2.PublishScheduleRequest, _wfm_pb2.PublishScheduleResponse]  # type: ignore[assignment]
     """Makes a generated schedule the one adherence is measured against."""
     RequestTimeOff: _aio.UnaryUnaryMultiCallable[_wfm_pb2.RequestTimeOffRequest, _wfm_pb2.RequestTimeOffResponse]  # type: ignore[assignment]
-    """Records time off for an agent (local dates); later schedules respect it."""
+    """Requests time off for an agent (local dates): pending until a supervisor decides. An agent
+    may request only for themselves.
+    """
+    ApproveTimeOff: _aio.UnaryUnaryMultiCallable[_wfm_pb2.ApproveTimeOffRequest, _wfm_pb2.ApproveTimeOffResponse]  # type: ignore[assignment]
+    """Approves a pending request (supervisor or admin): schedules generated from then on keep the
+    days off; shifts of published schedules on those days are named (wfm.PublishedShiftsAffected).
+    FAILED_PRECONDITION (current_state) when the request is not pending.
+    """
+    DenyTimeOff: _aio.UnaryUnaryMultiCallable[_wfm_pb2.DenyTimeOffRequest, _wfm_pb2.DenyTimeOffResponse]  # type: ignore[assignment]
+    """Denies a pending request (supervisor or admin)."""
+    ListTimeOff: _aio.UnaryUnaryMultiCallable[_wfm_pb2.ListTimeOffRequest, _wfm_pb2.ListTimeOffResponse]  # type: ignore[assignment]
+    """The tenant's time-off requests (an agent sees only their own)."""
     Adherence: _aio.UnaryUnaryMultiCallable[_wfm_pb2.AdherenceRequest, _wfm_pb2.AdherenceResponse]  # type: ignore[assignment]
     """Adherence and conformance per agent over a time range, against the published schedule."""
     WatchAdherence: _aio.UnaryStreamMultiCallable[_wfm_pb2.WatchAdherenceRequest, _wfm_pb2.WatchAdherenceResponse]  # type: ignore[assignment]
@@ -113,7 +135,36 @@ class WfmServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _wfm_pb2.RequestTimeOffRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_wfm_pb2.RequestTimeOffResponse, _abc.Awaitable[_wfm_pb2.RequestTimeOffResponse]]:
-        """Records time off for an agent (local dates); later schedules respect it."""
+        """Requests time off for an agent (local dates): pending until a supervisor decides. An agent
+        may request only for themselves.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveTimeOff(
+        self,
+        request: _wfm_pb2.ApproveTimeOffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wfm_pb2.ApproveTimeOffResponse, _abc.Awaitable[_wfm_pb2.ApproveTimeOffResponse]]:
+        """Approves a pending request (supervisor or admin): schedules generated from then on keep the
+        days off; shifts of published schedules on those days are named (wfm.PublishedShiftsAffected).
+        FAILED_PRECONDITION (current_state) when the request is not pending.
+        """
+
+    @_abc_1.abstractmethod
+    def DenyTimeOff(
+        self,
+        request: _wfm_pb2.DenyTimeOffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wfm_pb2.DenyTimeOffResponse, _abc.Awaitable[_wfm_pb2.DenyTimeOffResponse]]:
+        """Denies a pending request (supervisor or admin)."""
+
+    @_abc_1.abstractmethod
+    def ListTimeOff(
+        self,
+        request: _wfm_pb2.ListTimeOffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wfm_pb2.ListTimeOffResponse, _abc.Awaitable[_wfm_pb2.ListTimeOffResponse]]:
+        """The tenant's time-off requests (an agent sees only their own)."""
 
     @_abc_1.abstractmethod
     def Adherence(

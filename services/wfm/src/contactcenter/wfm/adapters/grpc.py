@@ -15,13 +15,14 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from contactcenter.common.v1 import common_pb2
-from contactcenter.contracts.errors import ValidationFailed
+from contactcenter.contracts.errors import PermissionDenied, ValidationFailed
 from contactcenter.grpckit import Role, ServiceRegistration, current_caller
 from contactcenter.wfm.adapters.reporting import channel_name
 from contactcenter.wfm.application import WfmApplication
 from contactcenter.wfm.domain import erlang, scheduling
+from contactcenter.wfm.domain.events import ShiftData
 from contactcenter.wfm.domain.forecast import ForecastSpec, IntervalActual
-from contactcenter.wfm.domain.schedule import ScheduleState
+from contactcenter.wfm.domain.schedule import ScheduleState, TimeOffState
 from contactcenter.wfm.v1 import wfm_pb2 as pb
 from contactcenter.wfm.v1 import wfm_pb2_grpc as pb_grpc
 
@@ -33,6 +34,9 @@ METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "GenerateSchedule": _PLANNERS,
     "PublishSchedule": _PLANNERS,
     "RequestTimeOff": frozenset({_SV, _S, _AD, _A}),
+    "ApproveTimeOff": frozenset({_S, _AD}),
+    "DenyTimeOff": frozenset({_S, _AD}),
+    "ListTimeOff": frozenset({_SV, _S, _AD, _A}),
     "Adherence": _PLANNERS,
     "WatchAdherence": _PLANNERS,
 }
@@ -134,6 +138,57 @@ def _summary(state: ScheduleState, version: int = 0) -> pb.ScheduleSummary:
         solver_status=g.solver_status,
         version=version,
     )
+
+
+_STATUS = {
+    "pending": pb.TIME_OFF_STATUS_PENDING,
+    "approved": pb.TIME_OFF_STATUS_APPROVED,
+    "denied": pb.TIME_OFF_STATUS_DENIED,
+}
+_STATUS_NAMES = {v: k for k, v in _STATUS.items()}
+
+
+def _agent_only(roles: Any) -> bool:
+    return set(roles) == {Role.AGENT}
+
+
+def _shift(s: ShiftData) -> pb.Shift:
+    return pb.Shift(
+        agent_id=s.agent_id,
+        template_id=s.template_id,
+        local_date=s.local_date,
+        start_time=_ts(s.start),
+        end_time=_ts(s.end),
+        activities=[
+            pb.Activity(kind=_KIND[a.kind], start_time=_ts(a.start), end_time=_ts(a.end))
+            for a in s.activities
+        ],
+    )
+
+
+def _time_off(state: TimeOffState) -> pb.TimeOff:
+    r = state.requested
+    out = pb.TimeOff(
+        time_off_id=state.time_off_id,
+        status=_STATUS.get(state.status, pb.TIME_OFF_STATUS_UNSPECIFIED),
+        decided_by=state.decided_by,
+        note=state.note,
+        affected=[
+            pb.AffectedSchedule(
+                schedule_id=a.schedule_id,
+                week_start=a.week_start,
+                shifts=[_shift(s) for s in a.shifts],
+            )
+            for a in state.affected
+        ],
+    )
+    if r is not None:
+        out.agent_id = r.agent_id
+        out.first_date = r.first_date
+        out.last_date = r.last_date
+        out.reason = r.reason
+        out.requested_by = r.requested_by
+    return out
 
 
 class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
@@ -336,6 +391,12 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
             for k, o in enumerate([*t.lunch_offsets_minutes, *t.break_offsets_minutes]):
                 if o % 15 or not 0 <= o < t.length_minutes:
                     c.fail(f"templates[{i}]", f"offset {k} must be inside the shift, on 15 minutes")
+            window = (0, 24 * 60 - scheduling.START_GRID_MINUTES)
+            if t.HasField("start_window"):
+                w = t.start_window
+                window = (w.earliest_start_minute, w.latest_start_minute)
+                if not 0 <= window[0] <= window[1] < 24 * 60:
+                    c.fail(f"templates[{i}].start_window", "must be within a day, earliest first")
             templates.append(
                 scheduling.ShiftTemplate(
                     t.template_id,
@@ -345,6 +406,7 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
                     tuple(t.lunch_offsets_minutes),
                     t.break_minutes,
                     tuple(t.break_offsets_minutes),
+                    *window,
                 )
             )
         rules = []
@@ -353,6 +415,27 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
                 c.fail(f"rules[{i}].rules_id", "is required")
             if not 0 <= r.earliest_start_minute <= r.latest_start_minute < 24 * 60:
                 c.fail(f"rules[{i}].latest_start_minute", "start window must be within a day")
+            if not 0 <= r.min_daily_minutes <= (r.max_daily_minutes or 24 * 60) <= 24 * 60:
+                c.fail(f"rules[{i}].max_daily_minutes", "must be 0 or min_daily_minutes..1440")
+            if not 0 <= r.min_consecutive_days <= (r.max_consecutive_days or 7) <= 7:
+                c.fail(f"rules[{i}].max_consecutive_days", "must be 0 or min_consecutive_days..7")
+            if not r.min_rest_minutes >= 0:
+                c.fail(f"rules[{i}].min_rest_minutes", "must not be negative")
+            for k, d in enumerate(r.required_days_off):
+                if not 0 <= d <= 6:
+                    c.fail(f"rules[{i}].required_days_off[{k}]", "must be a weekday 0..6")
+            known = {t.template_id for t in request.templates}
+            for k, week_rule in enumerate(r.rotation):
+                if not week_rule.template_ids:
+                    c.fail(f"rules[{i}].rotation[{k}].template_ids", "give at least one template")
+                for name in week_rule.template_ids:
+                    if name not in known:
+                        c.fail(f"rules[{i}].rotation[{k}].template_ids", f"unknown {name!r}")
+            anchor = (
+                c.day(f"rules[{i}].rotation_anchor", r.rotation_anchor)
+                if r.rotation_anchor
+                else date(2024, 1, 1)
+            )
             rules.append(
                 scheduling.WorkRules(
                     r.rules_id,
@@ -364,6 +447,13 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
                     r.consecutive_days_off,
                     tuple(r.template_ids),
                     tuple(r.required_days_off),
+                    min_daily_minutes=r.min_daily_minutes,
+                    max_daily_minutes=r.max_daily_minutes or 24 * 60,
+                    min_consecutive_days=max(1, r.min_consecutive_days),
+                    max_consecutive_days=r.max_consecutive_days or 7,
+                    mix_templates=not r.single_template_per_week,
+                    rotation=tuple(tuple(w.template_ids) for w in r.rotation),
+                    rotation_anchor=anchor,
                 )
             )
         rule_ids = {r.rules_id for r in rules}
@@ -376,9 +466,20 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
             zone = c.zone(f"agents[{i}].time_zone", a.time_zone)
             if a.rules_id not in rule_ids:
                 c.fail(f"agents[{i}].rules_id", f"unknown rules {a.rules_id!r}")
+            if not 0 <= a.previous_consecutive_days <= 366:
+                c.fail(f"agents[{i}].previous_consecutive_days", "must be 0..366")
             agents.append(
                 scheduling.AgentSpec(
-                    a.agent_id, tuple(a.skills), zone, a.rules_id, tuple(a.unavailable_weekdays)
+                    a.agent_id,
+                    tuple(a.skills),
+                    zone,
+                    a.rules_id,
+                    tuple(a.unavailable_weekdays),
+                    rotation_offset=a.rotation_offset,
+                    previous_shift_end=(
+                        _dt(a.previous_shift_end) if a.HasField("previous_shift_end") else None
+                    ),
+                    previous_consecutive_days=a.previous_consecutive_days,
                 )
             )
         requirements: dict[tuple[str, datetime], int] = {}
@@ -409,21 +510,7 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
         state = ScheduleState(request.schedule_id, generated, False)
         response = pb.GenerateScheduleResponse(summary=_summary(state))
         for s in generated.shifts:
-            response.shifts.append(
-                pb.Shift(
-                    agent_id=s.agent_id,
-                    template_id=s.template_id,
-                    local_date=s.local_date,
-                    start_time=_ts(s.start),
-                    end_time=_ts(s.end),
-                    activities=[
-                        pb.Activity(
-                            kind=_KIND[a.kind], start_time=_ts(a.start), end_time=_ts(a.end)
-                        )
-                        for a in s.activities
-                    ],
-                )
-            )
+            response.shifts.append(_shift(s))
         if roster is not None:
             for (queue, start), (required, scheduled) in sorted(roster.coverage.items()):
                 response.coverage.append(
@@ -455,19 +542,68 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
         c = _Checks()
         c.request_id(request.request_id)
         c.done()
-        if set(caller.roles) == {Role.AGENT} and request.agent_id != caller.subject:
-            from contactcenter.contracts.errors import PermissionDenied
-
+        if _agent_only(caller.roles) and request.agent_id != caller.subject:
             raise PermissionDenied("an agent may request time off only for themselves")
-        granted = await self.app.request_time_off(
+        state = await self.app.request_time_off(
             caller.tenant_id,
             request.request_id,
             request.agent_id,
             request.first_date,
             request.last_date,
             request.reason,
+            caller.subject,
         )
-        return pb.RequestTimeOffResponse(time_off_id=granted.time_off_id, status="approved")
+        return pb.RequestTimeOffResponse(
+            time_off_id=state.time_off_id, status=state.status, time_off=_time_off(state)
+        )
+
+    async def _decide(self, request: Any, *, approve: bool) -> pb.TimeOff:
+        caller = current_caller()
+        c = _Checks()
+        c.request_id(request.request_id)
+        if not request.time_off_id:
+            c.fail("time_off_id", "is required")
+        c.done()
+        state = await self.app.decide_time_off(
+            caller.tenant_id,
+            request.request_id,
+            request.time_off_id,
+            caller.subject,
+            request.note,
+            approve=approve,
+        )
+        return _time_off(state)
+
+    async def ApproveTimeOff(
+        self, request: pb.ApproveTimeOffRequest, context: Any
+    ) -> pb.ApproveTimeOffResponse:
+        return pb.ApproveTimeOffResponse(time_off=await self._decide(request, approve=True))
+
+    async def DenyTimeOff(
+        self, request: pb.DenyTimeOffRequest, context: Any
+    ) -> pb.DenyTimeOffResponse:
+        return pb.DenyTimeOffResponse(time_off=await self._decide(request, approve=False))
+
+    async def ListTimeOff(
+        self, request: pb.ListTimeOffRequest, context: Any
+    ) -> pb.ListTimeOffResponse:
+        caller = current_caller()
+        agent_ids = list(request.agent_ids)
+        if _agent_only(caller.roles):
+            if any(a != caller.subject for a in agent_ids):
+                raise PermissionDenied("an agent may list only their own time off")
+            agent_ids = [caller.subject]
+        c = _Checks()
+        statuses = []
+        for k, value in enumerate(request.statuses):
+            name = _STATUS_NAMES.get(value)
+            if name is None:
+                c.fail(f"statuses[{k}]", "must be PENDING, APPROVED or DENIED")
+            else:
+                statuses.append(name)
+        c.done()
+        states = await self.app.list_time_off(caller.tenant_id, agent_ids, statuses)
+        return pb.ListTimeOffResponse(time_off=[_time_off(s) for s in states])
 
     async def Adherence(self, request: pb.AdherenceRequest, context: Any) -> pb.AdherenceResponse:
         tenant = current_caller().tenant_id

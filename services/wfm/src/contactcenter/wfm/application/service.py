@@ -29,6 +29,7 @@ from contactcenter.wfm.domain.events import (
     adherence_stream,
     publication_stream,
     schedule_stream,
+    time_off_request_stream,
     time_off_stream,
 )
 from contactcenter.wfm.domain.forecast import (
@@ -102,15 +103,67 @@ class WfmApplication:
         return state, (recorded[-1].version if recorded else 0)
 
     async def time_off_days(self, tenant_id: str, agent_ids: Sequence[str]) -> dict[str, set[date]]:
-        out: dict[str, set[date]] = {}
+        """Approved time off per agent (and time off granted before approvals existed)."""
+        wanted = set(agent_ids)
+        out: dict[str, set[date]] = {
+            a: d
+            for a, d in sched.approved_days(await self.list_time_off(tenant_id)).items()
+            if a in wanted
+        }
         for agent_id in agent_ids:
             recorded = await self.store.read_stream(time_off_stream(tenant_id, agent_id))
             grants = [
                 e for e in (r.decode(registry) for r in recorded) if isinstance(e, TimeOffGranted)
             ]
             if grants:
-                out[agent_id] = sched.days_off(grants)
+                out.setdefault(agent_id, set()).update(sched.days_off(grants))
         return out
+
+    async def published_weeks(self, tenant_id: str) -> list[sched.PublishedWeek]:
+        """The live published schedule of every week (the latest publication per week)."""
+        recorded = await self.store.read_stream(publication_stream(tenant_id))
+        latest: dict[str, str] = {}
+        for r in recorded:
+            e = r.decode(registry)
+            if isinstance(e, SchedulePublished):
+                latest[e.week_start] = e.schedule_id
+        weeks = []
+        for week_start, schedule_id in sorted(latest.items()):
+            state = await self.schedule(tenant_id, schedule_id)
+            if state.generated is not None:
+                weeks.append(sched.PublishedWeek(schedule_id, week_start, state.generated.shifts))
+        return weeks
+
+    async def previous_week(
+        self, tenant_id: str, problem: scheduling.ScheduleProblem
+    ) -> scheduling.ScheduleProblem:
+        """Each agent's last shift and working run of the published week before this one, so
+        rest and consecutive days hold across the week boundary."""
+        before = (problem.week_start - timedelta(days=7)).isoformat()
+        weeks = [w for w in await self.published_weeks(tenant_id) if w.week_start == before]
+        if not weeks:
+            return problem
+        shifts: dict[str, list[ShiftData]] = {}
+        for s in weeks[-1].shifts:
+            shifts.setdefault(s.agent_id, []).append(s)
+        agents = []
+        for a in problem.agents:
+            mine = shifts.get(a.agent_id)
+            if not mine or a.previous_shift_end is not None:
+                agents.append(a)
+                continue
+            worked = {date.fromisoformat(s.local_date) for s in mine}
+            day, run = problem.week_start - timedelta(days=1), 0
+            while day in worked:
+                run, day = run + 1, day - timedelta(days=1)
+            agents.append(
+                replace(
+                    a,
+                    previous_shift_end=max(s.end for s in mine),
+                    previous_consecutive_days=max(run, a.previous_consecutive_days),
+                )
+            )
+        return replace(problem, agents=tuple(agents))
 
     async def generate_schedule(
         self, tenant_id: str, request_id: str, schedule_id: str, problem: scheduling.ScheduleProblem
@@ -126,7 +179,7 @@ class WfmApplication:
             replace(a, time_off=tuple(sorted(set(a.time_off) | offs.get(a.agent_id, set()))))
             for a in problem.agents
         )
-        problem = replace(problem, agents=agents)
+        problem = await self.previous_week(tenant_id, replace(problem, agents=agents))
         roster = await asyncio.to_thread(scheduling.solve, problem)
         generated = ScheduleGenerated(
             tenant_id=tenant_id,
@@ -204,9 +257,22 @@ class WfmApplication:
         state, _ = await self._schedule_state(tenant_id, schedule_id)
         return state
 
+    async def _time_off(self, tenant_id: str, time_off_id: str) -> tuple[sched.TimeOffState, int]:
+        recorded = await self.store.read_stream(time_off_request_stream(tenant_id, time_off_id))
+        events = [e for e in (r.decode(registry) for r in recorded) if isinstance(e, WfmEvent)]
+        return sched.fold_time_off(time_off_id, events), (recorded[-1].version if recorded else 0)
+
     async def request_time_off(
-        self, tenant_id: str, request_id: str, agent_id: str, first: str, last: str, reason: str
-    ) -> TimeOffGranted:
+        self,
+        tenant_id: str,
+        request_id: str,
+        agent_id: str,
+        first: str,
+        last: str,
+        reason: str,
+        requested_by: str,
+    ) -> sched.TimeOffState:
+        """A pending request (its id derived from the request id: a retry returns it)."""
         command = {
             "rpc": "RequestTimeOff",
             "agent_id": agent_id,
@@ -215,23 +281,71 @@ class WfmApplication:
             "reason": reason,
         }
         time_off_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/{request_id}"))
-        events = sched.decide_time_off(tenant_id, time_off_id, agent_id, first, last, reason)
-        result = await self.store.append(
-            time_off_stream(tenant_id, agent_id),
+        prior = await self.store.lookup_request(tenant_id, request_id, command=command)
+        state, version = await self._time_off(tenant_id, time_off_id)
+        if prior is not None:
+            return state
+        events = sched.decide_request_time_off(
+            state, tenant_id, agent_id, first, last, reason, requested_by
+        )
+        await self.store.append(
+            time_off_request_stream(tenant_id, time_off_id),
             events,
-            expected_version=ANY,
+            expected_version=version,
             request_id=request_id,
             command=command,
         )
-        if result.replayed:
-            recorded = await self.store.read_stream(time_off_stream(tenant_id, agent_id))
-            for r in recorded:
-                e = r.decode(registry)
-                if isinstance(e, TimeOffGranted) and e.time_off_id == time_off_id:
-                    return e
-        granted = events[0]
-        assert isinstance(granted, TimeOffGranted)
-        return granted
+        state, _ = await self._time_off(tenant_id, time_off_id)
+        return state
+
+    async def decide_time_off(
+        self,
+        tenant_id: str,
+        request_id: str,
+        time_off_id: str,
+        decided_by: str,
+        note: str,
+        *,
+        approve: bool,
+    ) -> sched.TimeOffState:
+        """Approve or deny a pending request; a retried request returns the first result."""
+        rpc = "ApproveTimeOff" if approve else "DenyTimeOff"
+        command = {"rpc": rpc, "time_off_id": time_off_id, "note": note}
+        prior = await self.store.lookup_request(tenant_id, request_id, command=command)
+        state, version = await self._time_off(tenant_id, time_off_id)
+        if prior is not None:
+            return state
+        if approve:
+            published = await self.published_weeks(tenant_id) if state.status == "pending" else []
+            events = sched.decide_approve_time_off(state, tenant_id, decided_by, note, published)
+        else:
+            events = sched.decide_deny_time_off(state, tenant_id, decided_by, note)
+        await self.store.append(
+            time_off_request_stream(tenant_id, time_off_id),
+            events,
+            expected_version=version,
+            request_id=request_id,
+            command=command,
+        )
+        state, _ = await self._time_off(tenant_id, time_off_id)
+        return state
+
+    async def list_time_off(
+        self, tenant_id: str, agent_ids: Sequence[str] = (), statuses: Sequence[str] = ()
+    ) -> list[sched.TimeOffState]:
+        """The tenant's time-off requests (only its own streams), oldest id first."""
+        prefix = time_off_request_stream(tenant_id, "")
+        out = []
+        for stream in await self.store.list_streams(prefix):
+            state, _ = await self._time_off(tenant_id, stream[len(prefix) :])
+            if state.requested is None:
+                continue
+            if agent_ids and state.requested.agent_id not in agent_ids:
+                continue
+            if statuses and state.status not in statuses:
+                continue
+            out.append(state)
+        return out
 
     # --- adherence --------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """The events of the WFM context: `wfm.<EventName>.v1`, published on `cc.wfm.events.v1`.
 
 Streams: `wfm_schedule/<tenant>/<schedule_id>` (a schedule: generated, then published),
-`wfm_publication/<tenant>/current` (which schedule is live), `wfm_time_off/<tenant>/<agent>`
-(time off) and `wfm_adherence/<tenant>/<agent>` (exceptions). Times are UTC instants; local
-dates are ISO strings.
+`wfm_publication/<tenant>/current` (which schedule is live), `wfm_time_off_request/<tenant>/<id>`
+(a time-off request: requested, approved or denied), `wfm_time_off/<tenant>/<agent>` (time off
+granted directly, before requests were approved: read as approved) and
+`wfm_adherence/<tenant>/<agent>` (exceptions). Times are UTC instants; local dates are ISO
+strings.
 """
 
 from __future__ import annotations
@@ -77,6 +79,57 @@ class TimeOffGranted(WfmEvent):
 
 
 @event
+class TimeOffRequested(WfmEvent):
+    """An agent (or a supervisor for them) asked for time off: pending until decided."""
+
+    event_type: ClassVar[str] = "wfm.TimeOffRequested.v1"
+
+    time_off_id: str
+    agent_id: str
+    first_date: str
+    last_date: str
+    reason: str = ""
+    requested_by: str = ""
+
+
+@event
+class TimeOffApproved(WfmEvent):
+    """A supervisor approved the request: schedules generated from now on keep the days off."""
+
+    event_type: ClassVar[str] = "wfm.TimeOffApproved.v1"
+
+    time_off_id: str
+    agent_id: str
+    first_date: str
+    last_date: str
+    decided_by: str
+    note: str = ""
+
+
+@event
+class TimeOffDenied(WfmEvent):
+    event_type: ClassVar[str] = "wfm.TimeOffDenied.v1"
+
+    time_off_id: str
+    agent_id: str
+    decided_by: str
+    note: str = ""
+
+
+@event
+class PublishedShiftsAffected(WfmEvent):
+    """Approved time off overlaps shifts of a published schedule (the agent's shifts named)."""
+
+    event_type: ClassVar[str] = "wfm.PublishedShiftsAffected.v1"
+
+    time_off_id: str
+    agent_id: str
+    schedule_id: str
+    week_start: str
+    shifts: tuple[ShiftData, ...]
+
+
+@event
 class AdherenceExceptionRaised(WfmEvent):
     """An agent was out of adherence for longer than the threshold."""
 
@@ -94,6 +147,10 @@ EVENT_TYPES: tuple[type[WfmEvent], ...] = (
     ScheduleGenerated,
     SchedulePublished,
     TimeOffGranted,
+    TimeOffRequested,
+    TimeOffApproved,
+    TimeOffDenied,
+    PublishedShiftsAffected,
     AdherenceExceptionRaised,
 )
 
@@ -108,6 +165,11 @@ def publication_stream(tenant_id: str) -> str:
 
 def time_off_stream(tenant_id: str, agent_id: str) -> str:
     return stream_id("wfm_time_off", tenant_id, agent_id)
+
+
+def time_off_request_stream(tenant_id: str, time_off_id: str) -> str:
+    """One time-off request: requested, then approved or denied (and the shifts it affects)."""
+    return stream_id("wfm_time_off_request", tenant_id, time_off_id)
 
 
 def adherence_stream(tenant_id: str, agent_id: str) -> str:

@@ -8,9 +8,14 @@ from datetime import date, timedelta
 
 from contactcenter.contracts.errors import FailedPrecondition, NotFound, ValidationFailed
 from contactcenter.wfm.domain.events import (
+    PublishedShiftsAffected,
     ScheduleGenerated,
     SchedulePublished,
+    ShiftData,
+    TimeOffApproved,
+    TimeOffDenied,
     TimeOffGranted,
+    TimeOffRequested,
     WfmEvent,
 )
 
@@ -82,14 +87,7 @@ def parse_date(field: str, value: str) -> date:
         raise ValidationFailed([(field, "must be a date YYYY-MM-DD")]) from None
 
 
-def decide_time_off(
-    tenant_id: str,
-    time_off_id: str,
-    agent_id: str,
-    first: str,
-    last: str,
-    reason: str,
-) -> list[WfmEvent]:
+def _validate_time_off(agent_id: str, first: str, last: str) -> tuple[date, date]:
     violations: list[tuple[str, str]] = []
     if not agent_id:
         violations.append(("agent_id", "is required"))
@@ -101,16 +99,175 @@ def decide_time_off(
         violations.append(("last_date", f"time off is at most {MAX_TIME_OFF_DAYS} days"))
     if violations:
         raise ValidationFailed(violations)
+    return first_d, last_d
+
+
+# --- time off: requested (pending), then approved or denied ---------------------------------
+
+PENDING, APPROVED, DENIED = "pending", "approved", "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeOffState:
+    time_off_id: str
+    requested: TimeOffRequested | None = None
+    status: str = "absent"  # absent | pending | approved | denied
+    decided_by: str = ""
+    note: str = ""
+    affected: tuple[PublishedShiftsAffected, ...] = ()
+
+
+def evolve_time_off(state: TimeOffState, event: WfmEvent) -> TimeOffState:
+    if isinstance(event, TimeOffRequested):
+        return TimeOffState(state.time_off_id, event, PENDING)
+    if isinstance(event, TimeOffApproved):
+        return TimeOffState(
+            state.time_off_id, state.requested, APPROVED, event.decided_by, event.note
+        )
+    if isinstance(event, TimeOffDenied):
+        return TimeOffState(
+            state.time_off_id, state.requested, DENIED, event.decided_by, event.note
+        )
+    if isinstance(event, PublishedShiftsAffected):
+        return TimeOffState(
+            state.time_off_id,
+            state.requested,
+            state.status,
+            state.decided_by,
+            state.note,
+            (*state.affected, event),
+        )
+    return state
+
+
+def fold_time_off(time_off_id: str, events: Iterable[WfmEvent]) -> TimeOffState:
+    state = TimeOffState(time_off_id)
+    for e in events:
+        state = evolve_time_off(state, e)
+    return state
+
+
+def decide_request_time_off(
+    state: TimeOffState,
+    tenant_id: str,
+    agent_id: str,
+    first: str,
+    last: str,
+    reason: str,
+    requested_by: str,
+) -> list[WfmEvent]:
+    """A new request is pending; its id is taken once."""
+    first_d, last_d = _validate_time_off(agent_id, first, last)
+    if state.status != "absent":
+        raise FailedPrecondition(
+            f"time off {state.time_off_id!r} was already requested ({state.status})",
+            current_state=state.status,
+        )
     return [
-        TimeOffGranted(
+        TimeOffRequested(
             tenant_id=tenant_id,
-            time_off_id=time_off_id,
+            time_off_id=state.time_off_id,
             agent_id=agent_id,
             first_date=first_d.isoformat(),
             last_date=last_d.isoformat(),
             reason=reason,
+            requested_by=requested_by,
         )
     ]
+
+
+def _decidable(state: TimeOffState, verb: str) -> TimeOffRequested:
+    if state.requested is None:
+        raise NotFound(
+            f"no time off {state.time_off_id!r}",
+            resource_type="time_off",
+            resource_name=state.time_off_id,
+        )
+    if state.status != PENDING:
+        raise FailedPrecondition(
+            f"time off {state.time_off_id!r} is {state.status} and cannot be {verb}",
+            current_state=state.status,
+        )
+    return state.requested
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedWeek:
+    """A published schedule (the live one of its week)."""
+
+    schedule_id: str
+    week_start: str
+    shifts: Sequence[ShiftData]
+
+
+def decide_approve_time_off(
+    state: TimeOffState,
+    tenant_id: str,
+    decided_by: str,
+    note: str,
+    published: Sequence[PublishedWeek] = (),
+) -> list[WfmEvent]:
+    """Approve a pending request; for every published schedule with shifts of the agent on the
+    days off, say which shifts are affected."""
+    requested = _decidable(state, "approved")
+    events: list[WfmEvent] = [
+        TimeOffApproved(
+            tenant_id=tenant_id,
+            time_off_id=state.time_off_id,
+            agent_id=requested.agent_id,
+            first_date=requested.first_date,
+            last_date=requested.last_date,
+            decided_by=decided_by,
+            note=note,
+        )
+    ]
+    for week in published:
+        shifts = tuple(
+            s
+            for s in week.shifts
+            if s.agent_id == requested.agent_id
+            and requested.first_date <= s.local_date <= requested.last_date
+        )
+        if shifts:
+            events.append(
+                PublishedShiftsAffected(
+                    tenant_id=tenant_id,
+                    time_off_id=state.time_off_id,
+                    agent_id=requested.agent_id,
+                    schedule_id=week.schedule_id,
+                    week_start=week.week_start,
+                    shifts=shifts,
+                )
+            )
+    return events
+
+
+def decide_deny_time_off(
+    state: TimeOffState, tenant_id: str, decided_by: str, note: str
+) -> list[WfmEvent]:
+    requested = _decidable(state, "denied")
+    return [
+        TimeOffDenied(
+            tenant_id=tenant_id,
+            time_off_id=state.time_off_id,
+            agent_id=requested.agent_id,
+            decided_by=decided_by,
+            note=note,
+        )
+    ]
+
+
+def approved_days(states: Iterable[TimeOffState]) -> dict[str, set[date]]:
+    """Local dates off per agent: approved requests only (pending and denied ones change
+    nothing)."""
+    out: dict[str, set[date]] = {}
+    for st in states:
+        if st.status == APPROVED and st.requested is not None:
+            d = date.fromisoformat(st.requested.first_date)
+            while d <= date.fromisoformat(st.requested.last_date):
+                out.setdefault(st.requested.agent_id, set()).add(d)
+                d += timedelta(days=1)
+    return out
 
 
 def days_off(grants: Sequence[TimeOffGranted]) -> set[date]:
