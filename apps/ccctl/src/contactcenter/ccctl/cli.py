@@ -1195,7 +1195,13 @@ def _replay_routing(opts: Options) -> rpb.ReplayResult:
     ):
         task = bar.add_task(f"replaying routing events of {opts.tenant}", total=None)
         # No deadline on the whole stream (a big tenant takes a while); connecting has one.
-        grpc.channel_ready_future(ch).result(timeout=opts.timeout)
+        try:
+            grpc.channel_ready_future(ch).result(timeout=opts.timeout)
+        except grpc.FutureTimeoutError:
+            fail(
+                f"routing at {opts.routing} did not answer within {opts.timeout:g}s",
+                Exit.UNAVAILABLE,
+            )
         for update in stub.ReplayDecisions(
             rpb.ReplayDecisionsRequest(), metadata=opts.metadata("admin")
         ):
