@@ -27,6 +27,16 @@ COMMANDS = [
     ["agents", "upsert"],
     ["agents", "state"],
     ["skills", "check"],
+    ["skills", "list"],
+    ["queues", "list"],
+    ["queue", "list"],
+    ["agents", "list"],
+    ["agents", "show"],
+    ["agents", "skills"],
+    ["agent", "skills", "set"],
+    ["agent", "skills", "add"],
+    ["agent", "skills", "remove"],
+    ["replay"],
     ["contacts", "list"],
     ["explain"],
     ["tail"],
@@ -66,6 +76,15 @@ def test_the_exit_codes_are_documented_in_the_help() -> None:
         (["tenants", "token", "t", "--role", "king"], "'king' is not one of"),
         (["skills", "check", ":3"], "expected NAME"),
         (["queues", "nosuch"], "No such command"),
+        (["agents", "list", "--state", "sleeping"], "'sleeping' is not one of"),
+        (["agent", "skills", "add", "a-1", "--skill", "billing"], "needs a level"),
+        (["agent", "skills", "set", "a-1", "--skill", "billing:0"], "level must be 1..5"),
+        (["agent", "skills", "set", "a-1", "-s", "billing:2", "-s", "billing:3"], "given twice"),
+        (["agent", "skills", "add", "a-1"], "Missing option '--skill'"),
+        (["agent", "skills", "remove", "a-1", "--skill", "billing:2"], "NAME only"),
+        (["replay", "billing"], "'billing' is not one of"),
+        (["replay", "reporting", "--tenant", "t"], "every tenant at once"),
+        (["replay", "routing", "--tenant", " "], "must not be empty"),
     ],
 )
 def test_bad_input_is_refused_with_exit_2_and_says_why(args: list[str], words: str) -> None:
@@ -87,6 +106,17 @@ def test_an_unreachable_service_is_exit_4_naming_it() -> None:
     result = runner.invoke(
         app, ["--routing", "127.0.0.1:1", "--timeout", "2", "queues", "show", "sales"]
     )
+    assert result.exit_code == Exit.UNAVAILABLE, result.output
+    assert "routing at 127.0.0.1:1 did not answer" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["queue", "list"], ["agent", "list"], ["skills", "list"], ["replay", "routing"]],
+    ids=" ".join,
+)
+def test_new_commands_against_no_routing_are_exit_4(command: list[str]) -> None:
+    result = runner.invoke(app, ["--routing", "127.0.0.1:1", "--timeout", "1", *command])
     assert result.exit_code == Exit.UNAVAILABLE, result.output
     assert "routing at 127.0.0.1:1 did not answer" in result.output
 

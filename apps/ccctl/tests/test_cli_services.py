@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import os
 import re
 import sys
@@ -38,6 +39,7 @@ from contactcenter.reporting.projections.store import dump_tables
 from contactcenter.reporting.v1 import reporting_pb2 as rep
 from contactcenter.reporting.v1 import reporting_pb2_grpc as rep_grpc
 from contactcenter.routing.config import RoutingSettings
+from contactcenter.routing.main import RoutingApp
 from contactcenter.routing.main import create_app as create_routing
 from contactcenter.routing.v1 import routing_pb2 as rpb
 from contactcenter.routing.v1 import routing_pb2_grpc as rpb_grpc
@@ -82,6 +84,7 @@ class Services:
     routing: str
     interactions: str
     kafka: str
+    routing_app: RoutingApp
 
 
 @pytest.fixture
@@ -98,7 +101,9 @@ async def services(infra: TestInfra) -> AsyncIterator[Services]:
         )
         async with serving(routing), serving(interactions):
             assert routing.grpc is not None and interactions.grpc is not None
-            yield Services(routing.grpc.address, interactions.grpc.address, infra.kafka_bootstrap)
+            yield Services(
+                routing.grpc.address, interactions.grpc.address, infra.kafka_bootstrap, routing
+            )
 
 
 async def test_operating_queues_agents_contacts_events_and_decisions(
@@ -197,6 +202,113 @@ async def test_operating_queues_agents_contacts_events_and_decisions(
     )
     assert r.code == Exit.NOT_FOUND, r  # fewer events than asked for before the quiet time
     assert f"offer_id={offer.offer_id}" in r.out
+
+
+async def test_listing_queues_agents_skills_editing_skills_and_replaying_routing(
+    services: Services, tenant_id: str
+) -> None:
+    base = ["--tenant", tenant_id, "--routing", services.routing]
+    for args in (
+        ["queue", "upsert", "sales", "--skill", "billing:2"],
+        ["queue", "upsert", "support", "--channel", "chat"],
+        ["agent", "upsert", "a-1", "--name", "Ann", "--queue", "sales", "--skill", "billing:4",
+         "--time-zone", "Asia/Tokyo", "--language", "ja"],
+        ["agent", "upsert", "a-2", "--queue", "sales", "--queue", "support",
+         "--skill", "billing:1", "--skill", "english:3"],
+        ["agent", "state", "a-1", "available"],
+    ):  # fmt: skip
+        r = await ccctl(*base, *args)
+        assert r.code == 0, r.err
+
+    async def as_json(*args: str) -> Any:
+        r = await ccctl(*base, *args, "--json")
+        assert r.code == 0, r.err
+        return json.loads(r.out)
+
+    # Queues and agents, as tables and as JSON, with filters.
+    r = await ccctl(*base, "queue", "list")
+    assert r.code == 0, r.err
+    assert "sales" in r.out and "support" in r.out and "billing:2" in r.out
+    assert [q["queue"]["queue_id"] for q in await as_json("queue", "list")] == ["sales", "support"]
+    r = await ccctl(*base, "agents", "list")
+    assert r.code == 0, r.err
+    assert "a-1" in r.out and "Ann" in r.out and "available" in r.out
+    available = await as_json("agent", "list", "--state", "available")
+    assert [a["agent"]["agent_id"] for a in available] == ["a-1"]
+    in_support = await as_json("agent", "list", "--queue", "support")
+    assert [a["agent"]["agent_id"] for a in in_support] == ["a-2"]
+
+    # Skills in use: who requires each and who has it at which level.
+    in_use = {row["skill"]: row for row in await as_json("skills", "list")}
+    assert in_use["billing"] == {
+        "skill": "billing",
+        "queues": {"sales": 2},
+        "agents": {"a-1": 4, "a-2": 1},
+    }
+    assert in_use["english"]["queues"] == {} and in_use["english"]["agents"] == {"a-2": 3}
+    r = await ccctl(*base, "skills", "list", "--skill", "billing")
+    assert r.code == 0, r.err
+    assert "sales:2" in r.out and "a-1:4" in r.out and "1/2" in r.out  # one agent qualifies
+    r = await ccctl(*base, "skills", "list", "--skill", "karate")
+    assert r.code == Exit.NOT_FOUND, r
+
+    # An agent's skills change; the rest of its profile stays as it was.
+    r = await ccctl(*base, "agent", "skills", "add", "a-1", "-s", "spanish:3", "-s", "billing:5")
+    assert r.code == 0, r.err
+    assert "billing:5, spanish:3" in r.out
+    a1 = await as_json("agent", "show", "a-1")
+    assert {s["skill"]: s["proficiency"] for s in a1["agent"]["skills"]} == {
+        "billing": 5,
+        "spanish": 3,
+    }
+    assert (a1["agent"]["name"], a1["agent"]["time_zone"], a1["agent"]["queues"]) == (
+        "Ann", "Asia/Tokyo", ["sales"],
+    )  # fmt: skip
+    assert a1["agent"]["languages"] == ["ja"] and a1["config_version"] == "2"
+    r = await ccctl(*base, "agent", "skills", "remove", "a-1", "--skill", "spanish")
+    assert r.code == 0 and "billing:5" in r.out and "spanish" not in r.out, r
+    r = await ccctl_process(*base, "agent", "skills", "remove", "a-1", "--skill", "spanish")
+    assert r.code == Exit.NOT_FOUND and "has no skill 'spanish'" in r.err, r
+    r = await ccctl(*base, "agent", "skills", "set", "a-2", "--skill", "french:2")
+    assert r.code == 0, r.err
+    a2 = await as_json("agent", "show", "a-2")
+    assert [(s["skill"], s["proficiency"]) for s in a2["agent"]["skills"]] == [("french", 2)]
+    assert a2["agent"]["queues"] == ["sales", "support"]
+    r = await ccctl(*base, "agent", "skills", "set", "a-2", "--skill", "french:2")
+    assert r.code == 0 and "skills unchanged" in r.out, r
+    r = await ccctl(*base, "agent", "skills", "add", "nobody", "--skill", "billing:1")
+    assert r.code == Exit.NOT_FOUND, r
+    r = await ccctl(*base, "agent", "skills", "add", "a-1", "--skill", "bad/skill:1")
+    assert r.code == Exit.BAD_INPUT and "agent.skills" in r.err, r  # the service's field
+
+    # Another tenant sees none of it; an agent may not list.
+    other = ["--tenant", f"{tenant_id}-b", "--routing", services.routing]
+    for command in (["queue", "list"], ["agent", "list"], ["skills", "list"]):
+        r = await ccctl(*other, *command, "--json")
+        assert (r.code, json.loads(r.out)) == (0, []), r
+    r = await ccctl(*base, "--role", "agent", "agent", "list")
+    assert r.code == Exit.NOT_ALLOWED, r
+
+    # Replay: routing's state rebuilt from its events is the live one, bit for bit.
+    r = await ccctl_process(
+        "--routing", services.routing, "replay", "routing", "--tenant", tenant_id
+    )
+    assert r.code == 0, r.err
+    assert re.search(r"\d+ events, 0 decisions replayed; reproduced bit for bit", r.out), r.out
+    replayed = await as_json("replay", "routing")
+    assert replayed["reproduced"] is True
+    assert replayed["live_fingerprint"] == replayed["replayed_fingerprint"]
+    assert int(replayed["events"]) >= 6
+
+    # A live state that drifted from the events (a bug) is exit 8, never a silent pass.
+    def drift(engine: Any) -> None:
+        engine.agents["a-2"].reason_code = "drifted"
+
+    application = services.routing_app.application
+    await application.query(tenant_id, drift)
+    r = await ccctl_process(*base, "replay", "routing")
+    assert r.code == Exit.DIVERGED, r
+    assert "DID NOT reproduce" in r.out and "differs from the live state" in r.err
 
 
 @dataclass
@@ -364,6 +476,15 @@ async def test_interval_csv_export_and_rebuild_against_the_reporting_service(
         assert reporting.app.projection.generation == generation + 1
 
     await _eventually(goes_on)
+
+    # `replay reporting` is the same rebuild, with the same progress bar.
+    async with pool.acquire() as conn:
+        live = await dump_tables(conn, "reporting")
+    r = await ccctl("replay", "reporting", "--database-url", reporting.database_url)
+    assert r.code == 0, r.err
+    assert f"generation {generation + 2} swapped in" in r.out
+    async with pool.acquire() as conn:
+        assert await dump_tables(conn, "reporting") == live
 
     # A database that is not there is exit 3.
     missing = database_url_for(reporting.database_url, "no_such_database")

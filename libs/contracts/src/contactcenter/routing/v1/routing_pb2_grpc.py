@@ -84,6 +84,26 @@ class RoutingServiceStub:
                 request_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.AgentStreamRequest.SerializeToString,
                 response_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.AgentStreamResponse.FromString,
                 _registered_method=True)
+        self.ListQueues = channel.unary_unary(
+                '/contactcenter.routing.v1.RoutingService/ListQueues',
+                request_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListQueuesRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListQueuesResponse.FromString,
+                _registered_method=True)
+        self.ListAgents = channel.unary_unary(
+                '/contactcenter.routing.v1.RoutingService/ListAgents',
+                request_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.FromString,
+                _registered_method=True)
+        self.GetAgent = channel.unary_unary(
+                '/contactcenter.routing.v1.RoutingService/GetAgent',
+                request_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.GetAgentRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.GetAgentResponse.FromString,
+                _registered_method=True)
+        self.ReplayDecisions = channel.unary_stream(
+                '/contactcenter.routing.v1.RoutingService/ReplayDecisions',
+                request_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ReplayDecisionsRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ReplayDecisionsResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -159,6 +179,39 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListQueues(self, request, context):
+        """The tenant's queues (configuration and live counts), ordered by queue id, a page at a
+        time. Admin or supervisor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAgents(self, request, context):
+        """The tenant's agents (routing profile and live state), ordered by agent id, a page at a
+        time; optionally only those in given states or serving a queue. Admin or supervisor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAgent(self, request, context):
+        """One agent's routing profile and live state. Admin or supervisor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDecisions(self, request, context):
+        """Rebuilds the tenant's routing state from its events alone (every event, no snapshot) and
+        compares it with the live state: equal fingerprints mean the rebuilt engine holds the same
+        state, index order included, and so decides exactly as the live one. Streams progress, then
+        the result. Admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +264,26 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.AgentStream,
                     request_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.AgentStreamRequest.FromString,
                     response_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.AgentStreamResponse.SerializeToString,
+            ),
+            'ListQueues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueues,
+                    request_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListQueuesRequest.FromString,
+                    response_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListQueuesResponse.SerializeToString,
+            ),
+            'ListAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgents,
+                    request_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.FromString,
+                    response_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.SerializeToString,
+            ),
+            'GetAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgent,
+                    request_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.GetAgentRequest.FromString,
+                    response_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.GetAgentResponse.SerializeToString,
+            ),
+            'ReplayDecisions': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReplayDecisions,
+                    request_deserializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ReplayDecisionsRequest.FromString,
+                    response_serializer=contactcenter_dot_routing_dot_v1_dot_routing__pb2.ReplayDecisionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +556,114 @@ class RoutingService:
             '/contactcenter.routing.v1.RoutingService/AgentStream',
             contactcenter_dot_routing_dot_v1_dot_routing__pb2.AgentStreamRequest.SerializeToString,
             contactcenter_dot_routing_dot_v1_dot_routing__pb2.AgentStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.routing.v1.RoutingService/ListQueues',
+            contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListQueuesRequest.SerializeToString,
+            contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListQueuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.routing.v1.RoutingService/ListAgents',
+            contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.SerializeToString,
+            contactcenter_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.routing.v1.RoutingService/GetAgent',
+            contactcenter_dot_routing_dot_v1_dot_routing__pb2.GetAgentRequest.SerializeToString,
+            contactcenter_dot_routing_dot_v1_dot_routing__pb2.GetAgentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/contactcenter.routing.v1.RoutingService/ReplayDecisions',
+            contactcenter_dot_routing_dot_v1_dot_routing__pb2.ReplayDecisionsRequest.SerializeToString,
+            contactcenter_dot_routing_dot_v1_dot_routing__pb2.ReplayDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,7 +6,8 @@ capacity, and the offers (reservations) that match every queued contact with the
 
 Who calls what:
 - An administrator or supervisor tool: UpsertQueue, UpsertAgent, GetQueueSnapshot,
-  ExplainDecision, SetAgentState for any agent (e.g. to log an agent out).
+  ExplainDecision, SetAgentState for any agent (e.g. to log an agent out), ListQueues,
+  ListAgents, GetAgent, ReplayDecisions.
 - An agent desktop: AgentStream (receives offers), Heartbeat, SetAgentState for itself,
   AcceptOffer, RejectOffer, EndWrapUp.
 - Contacts enter and leave routing through the interactions service's events on Kafka
@@ -75,6 +76,22 @@ class RoutingServiceStub:
     """Why an offer went to its agent: the trigger, policy step and top candidates."""
     AgentStream: _grpc.UnaryStreamMultiCallable[_routing_pb2.AgentStreamRequest, _routing_pb2.AgentStreamResponse]
     """The calling agent's offers: every open offer first, then each new one as it is issued."""
+    ListQueues: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListQueuesRequest, _routing_pb2.ListQueuesResponse]
+    """The tenant's queues (configuration and live counts), ordered by queue id, a page at a
+    time. Admin or supervisor.
+    """
+    ListAgents: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListAgentsRequest, _routing_pb2.ListAgentsResponse]
+    """The tenant's agents (routing profile and live state), ordered by agent id, a page at a
+    time; optionally only those in given states or serving a queue. Admin or supervisor.
+    """
+    GetAgent: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetAgentRequest, _routing_pb2.GetAgentResponse]
+    """One agent's routing profile and live state. Admin or supervisor."""
+    ReplayDecisions: _grpc.UnaryStreamMultiCallable[_routing_pb2.ReplayDecisionsRequest, _routing_pb2.ReplayDecisionsResponse]
+    """Rebuilds the tenant's routing state from its events alone (every event, no snapshot) and
+    compares it with the live state: equal fingerprints mean the rebuilt engine holds the same
+    state, index order included, and so decides exactly as the live one. Streams progress, then
+    the result. Admin.
+    """
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
@@ -99,6 +116,22 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     """Why an offer went to its agent: the trigger, policy step and top candidates."""
     AgentStream: _aio.UnaryStreamMultiCallable[_routing_pb2.AgentStreamRequest, _routing_pb2.AgentStreamResponse]  # type: ignore[assignment]
     """The calling agent's offers: every open offer first, then each new one as it is issued."""
+    ListQueues: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListQueuesRequest, _routing_pb2.ListQueuesResponse]  # type: ignore[assignment]
+    """The tenant's queues (configuration and live counts), ordered by queue id, a page at a
+    time. Admin or supervisor.
+    """
+    ListAgents: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListAgentsRequest, _routing_pb2.ListAgentsResponse]  # type: ignore[assignment]
+    """The tenant's agents (routing profile and live state), ordered by agent id, a page at a
+    time; optionally only those in given states or serving a queue. Admin or supervisor.
+    """
+    GetAgent: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetAgentRequest, _routing_pb2.GetAgentResponse]  # type: ignore[assignment]
+    """One agent's routing profile and live state. Admin or supervisor."""
+    ReplayDecisions: _aio.UnaryStreamMultiCallable[_routing_pb2.ReplayDecisionsRequest, _routing_pb2.ReplayDecisionsResponse]  # type: ignore[assignment]
+    """Rebuilds the tenant's routing state from its events alone (every event, no snapshot) and
+    compares it with the live state: equal fingerprints mean the rebuilt engine holds the same
+    state, index order included, and so decides exactly as the live one. Streams progress, then
+    the result. Admin.
+    """
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -180,5 +213,45 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_routing_pb2.AgentStreamResponse], _abc.AsyncIterator[_routing_pb2.AgentStreamResponse]]:
         """The calling agent's offers: every open offer first, then each new one as it is issued."""
+
+    @_abc_1.abstractmethod
+    def ListQueues(
+        self,
+        request: _routing_pb2.ListQueuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListQueuesResponse, _abc.Awaitable[_routing_pb2.ListQueuesResponse]]:
+        """The tenant's queues (configuration and live counts), ordered by queue id, a page at a
+        time. Admin or supervisor.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAgents(
+        self,
+        request: _routing_pb2.ListAgentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListAgentsResponse, _abc.Awaitable[_routing_pb2.ListAgentsResponse]]:
+        """The tenant's agents (routing profile and live state), ordered by agent id, a page at a
+        time; optionally only those in given states or serving a queue. Admin or supervisor.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAgent(
+        self,
+        request: _routing_pb2.GetAgentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.GetAgentResponse, _abc.Awaitable[_routing_pb2.GetAgentResponse]]:
+        """One agent's routing profile and live state. Admin or supervisor."""
+
+    @_abc_1.abstractmethod
+    def ReplayDecisions(
+        self,
+        request: _routing_pb2.ReplayDecisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_routing_pb2.ReplayDecisionsResponse], _abc.AsyncIterator[_routing_pb2.ReplayDecisionsResponse]]:
+        """Rebuilds the tenant's routing state from its events alone (every event, no snapshot) and
+        compares it with the live state: equal fingerprints mean the rebuilt engine holds the same
+        state, index order included, and so decides exactly as the live one. Streams progress, then
+        the result. Admin.
+        """
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

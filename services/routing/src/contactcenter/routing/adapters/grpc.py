@@ -10,7 +10,11 @@ supervisors and admins configure and may set any agent's state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import grpc
@@ -67,7 +71,16 @@ METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "GetQueueSnapshot": _CONFIGURERS,
     "ExplainDecision": frozenset({_A, _S, _AD}),
     "AgentStream": frozenset({_A}),
+    "ListQueues": _CONFIGURERS,
+    "ListAgents": _CONFIGURERS,
+    "GetAgent": _CONFIGURERS,
+    "ReplayDecisions": frozenset({_AD}),
 }
+
+#: List RPCs: the page size when none is asked for, and the most one page holds.
+DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 1000
+_TOKEN_VERSION: Final = 1
 
 _CHANNELS: Final[Mapping[int, Channel]] = {
     common_pb2.CHANNEL_VOICE: Channel.VOICE,
@@ -92,10 +105,12 @@ _STRATEGIES: Final[Mapping[int, SelectionStrategy]] = {
     pb.SELECTION_STRATEGY_FEWEST_CONTACTS_TODAY: SelectionStrategy.FEWEST_CONTACTS_TODAY,
 }
 _STRATEGY_NUMBERS: Final = {strategy: number for number, strategy in _STRATEGIES.items()}
+_PRESENCE_NUMBERS: Final = {presence: number for number, presence in _PRESENCES.items()}
 _MAX_WAIT_ACTIONS: Final[Mapping[int, MaxWaitAction]] = {
     pb.MAX_WAIT_ACTION_EXIT: MaxWaitAction.EXIT,
     pb.MAX_WAIT_ACTION_OVERFLOW: MaxWaitAction.OVERFLOW,
 }
+_MAX_WAIT_ACTION_NUMBERS: Final = {action: number for number, action in _MAX_WAIT_ACTIONS.items()}
 _AGENT_STATES: Final[Mapping[AgentState, int]] = {
     AgentState.OFFLINE: pb.AGENT_STATE_OFFLINE,
     AgentState.AVAILABLE: pb.AGENT_STATE_AVAILABLE,
@@ -273,6 +288,141 @@ def _agent_state(engine: RoutingEngine, agent_id: str) -> dict[str, Any]:
 def _state_number(result: Mapping[str, Any]) -> int:
     state = result.get("state")
     return _AGENT_STATES[AgentState(state)] if state else pb.AGENT_STATE_UNSPECIFIED
+
+
+# --- listing --------------------------------------------------------------------------------
+
+
+def _page(
+    checks: Checks, page: common_pb2.PageRequest, filters: Message | None = None
+) -> tuple[int, str | None, str]:
+    """The page size, the id the page starts after (None: the first page) and the filter key
+    the next token carries: a token only continues the list it came from."""
+    key = (
+        hashlib.sha256(filters.SerializeToString(deterministic=True)).hexdigest()[:16]
+        if filters is not None
+        else ""
+    )
+    if page.page_size < 0:
+        checks.fail("page.page_size", "must not be negative")
+    size = min(page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    if not page.page_token:
+        return size, None, key
+    try:
+        raw = base64.urlsafe_b64decode(page.page_token + "=" * (-len(page.page_token) % 4))
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("v") != _TOKEN_VERSION:
+            raise ValueError("unknown token")
+        after = data["a"]
+        if not isinstance(after, str):
+            raise ValueError("bad token")
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        checks.fail("page.page_token", "is not a page token of this list")
+        return size, None, key
+    if data.get("f") != key:
+        checks.fail("page.page_token", "was issued for other filters; keep the filters when paging")
+    return size, after, key
+
+
+def _token(after: str, key: str) -> str:
+    raw = json.dumps({"v": _TOKEN_VERSION, "a": after, "f": key}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _paged(
+    ids: Sequence[str], after: str | None, size: int, keep: Callable[[str], bool]
+) -> tuple[list[str], str | None]:
+    """The next `size` ids (sorted) after `after` that `keep` accepts, and the last one of them
+    when more may follow."""
+    found: list[str] = []
+    for item in sorted(ids):
+        if after is not None and item <= after:
+            continue
+        if not keep(item):
+            continue
+        if len(found) == size:
+            return found, found[-1]
+        found.append(item)
+    return found, None
+
+
+def _skill_levels(levels: Mapping[str, int]) -> list[pb.SkillLevel]:
+    return [pb.SkillLevel(skill=skill, proficiency=level) for skill, level in levels.items()]
+
+
+def _queue_info(engine: RoutingEngine, queue_id: str) -> pb.QueueInfo:
+    config = engine.queues[queue_id].config
+    snapshot = engine.queue_snapshot(queue_id)
+    assert snapshot is not None
+    queue = pb.Queue(
+        queue_id=config.queue_id,
+        name=config.name,
+        channels=[_CHANNEL_NUMBERS[c] for c in config.channels],  # type: ignore[misc]
+        required_skills=[
+            pb.SkillLevel(skill=r.skill, proficiency=r.min_proficiency)
+            for r in config.required_skills
+        ],
+        language=config.language or "",
+        sl_target_percent=config.sl_target_percent,
+        sl_threshold_s=config.sl_threshold_s,
+        priority=config.priority,
+        aging_s=config.aging_s,
+        max_wait_s=config.max_wait_s or 0,
+        max_wait_action=_MAX_WAIT_ACTION_NUMBERS[config.max_wait_action],  # type: ignore[arg-type]
+        overflow_queue_id=config.overflow_queue_id or "",
+        offer_timeout_s=config.offer_timeout_s,
+        wrap_up_s=config.wrap_up_s,
+        strategy=_STRATEGY_NUMBERS[config.strategy],  # type: ignore[arg-type]
+        policy_id=config.policy_id or "",
+        preferred_agent_timeout_s=config.preferred_agent_timeout_s,
+        not_responding_on_timeout=config.not_responding_on_timeout,
+    )
+    return pb.QueueInfo(
+        queue=queue,
+        config_version=config.config_version,
+        waiting=snapshot.waiting,
+        offered=snapshot.offered,
+        agents=snapshot.agents,
+    )
+
+
+def _agent_info(engine: RoutingEngine, agent_id: str) -> pb.AgentInfo:
+    config = engine.agents[agent_id].config
+    view = engine.agent(agent_id)
+    assert view is not None
+    info = pb.AgentInfo(
+        state=_AGENT_STATES[view.state],  # type: ignore[arg-type]
+        presence=_PRESENCE_NUMBERS.get(view.presence, pb.PRESENCE_UNSPECIFIED),  # type: ignore[arg-type]
+        reason_code=view.reason_code or "",
+        load=view.load,
+        contacts=len(view.work),
+    )
+    if config is None:
+        info.agent.agent_id = agent_id
+        return info
+    info.config_version = config.config_version
+    info.agent.CopyFrom(
+        pb.Agent(
+            agent_id=config.agent_id,
+            name=config.name,
+            skills=_skill_levels(config.skills),
+            languages=config.languages,
+            queues=config.queues,
+            groups=config.groups,
+            channels=[_CHANNEL_NUMBERS[c] for c in config.channels],  # type: ignore[misc]
+            capacity=config.capacity,
+            channel_costs=[
+                pb.ChannelCost(channel=_CHANNEL_NUMBERS[c], cost=cost)  # type: ignore[arg-type]
+                for c, cost in config.channel_costs.items()
+            ],
+            interruptible_channels=[
+                _CHANNEL_NUMBERS[c]  # type: ignore[misc]
+                for c in config.interruptible_channels
+            ],
+            time_zone=config.time_zone,
+        )
+    )
+    return info
 
 
 # --- the servicer -------------------------------------------------------------------------------
@@ -547,6 +697,113 @@ class RoutingServicer(pb_grpc.RoutingServiceServicer):
                 if issued.offer_id not in sent:
                     sent.add(issued.offer_id)
                     yield pb.AgentStreamResponse(offer=offer_message(issued))
+
+    async def ListQueues(
+        self, request: pb.ListQueuesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListQueuesResponse:
+        caller = current_caller()
+        checks = Checks()
+        size, after, key = _page(checks, request.page)
+        checks.done()
+
+        def read(engine: RoutingEngine) -> tuple[list[pb.QueueInfo], str | None]:
+            ids, last = _paged(list(engine.queues), after, size, lambda _: True)
+            return [_queue_info(engine, queue_id) for queue_id in ids], last
+
+        queues, last = await self._app.query(caller.tenant_id, read)
+        return pb.ListQueuesResponse(
+            queues=queues,
+            page=common_pb2.PageResponse(next_page_token=_token(last, key) if last else ""),
+        )
+
+    async def ListAgents(
+        self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAgentsResponse:
+        caller = current_caller()
+        checks = Checks()
+        states: set[AgentState] = set()
+        numbers = {number: state for state, number in _AGENT_STATES.items()}
+        for i, number in enumerate(request.states):
+            state = numbers.get(number)
+            if state is None:
+                checks.fail(f"states[{i}]", f"unknown value {number}")
+            else:
+                states.add(state)
+        checks.identifier("queue_id", request.queue_id)
+        filters = pb.ListAgentsRequest(states=sorted(request.states), queue_id=request.queue_id)
+        size, after, key = _page(checks, request.page, filters)
+        checks.done()
+
+        def read(engine: RoutingEngine) -> tuple[list[pb.AgentInfo], str | None]:
+            def keep(agent_id: str) -> bool:
+                agent = engine.agents[agent_id]
+                if states and agent.state not in states:
+                    return False
+                return not request.queue_id or request.queue_id in agent.queue_set
+
+            ids, last = _paged(list(engine.agents), after, size, keep)
+            return [_agent_info(engine, agent_id) for agent_id in ids], last
+
+        agents, last = await self._app.query(caller.tenant_id, read)
+        return pb.ListAgentsResponse(
+            agents=agents,
+            page=common_pb2.PageResponse(next_page_token=_token(last, key) if last else ""),
+        )
+
+    async def GetAgent(
+        self, request: pb.GetAgentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAgentResponse:
+        caller = current_caller()
+        checks = Checks()
+        checks.identifier("agent_id", request.agent_id, required=True)
+        checks.done()
+        info = await self._app.query(
+            caller.tenant_id,
+            lambda engine: (
+                _agent_info(engine, request.agent_id) if request.agent_id in engine.agents else None
+            ),
+        )
+        if info is None:
+            raise NotFound("agent not found", resource_type="agent", resource_name=request.agent_id)
+        return pb.GetAgentResponse(agent=info)
+
+    async def ReplayDecisions(
+        self, request: pb.ReplayDecisionsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ReplayDecisionsResponse]:
+        caller = current_caller()
+        updates: asyncio.Queue[pb.ReplayDecisionsResponse] = asyncio.Queue()
+
+        async def progress(applied: int, total: int) -> None:
+            updates.put_nowait(
+                pb.ReplayDecisionsResponse(
+                    progress=pb.ReplayProgress(events_applied=applied, events_total=total)
+                )
+            )
+
+        replay = asyncio.ensure_future(self._app.replay(caller.tenant_id, progress=progress))
+        try:
+            while not replay.done():
+                getting = asyncio.ensure_future(updates.get())
+                done, _ = await asyncio.wait({getting, replay}, return_when=asyncio.FIRST_COMPLETED)
+                if getting in done:
+                    yield getting.result()
+                else:
+                    getting.cancel()
+            while not updates.empty():
+                yield updates.get_nowait()
+            report = replay.result()
+        finally:
+            replay.cancel()
+        yield pb.ReplayDecisionsResponse(
+            result=pb.ReplayResult(
+                events=report.events,
+                decisions=report.decisions,
+                live_fingerprint=report.live_fingerprint,
+                replayed_fingerprint=report.replayed_fingerprint,
+                reproduced=report.reproduced,
+                decisions_differing=report.decisions_differing,
+            )
+        )
 
 
 def _acting_agent(caller: Caller, agent_id: str) -> str:

@@ -2,6 +2,6 @@
 stream, one decision at a time per tenant, offers fanned out to the agents' streams."""
 
 from contactcenter.routing.application.fanout import OfferFanout, StoreOfferFeed
-from contactcenter.routing.application.service import Executed, RoutingApplication
+from contactcenter.routing.application.service import Executed, ReplayReport, RoutingApplication
 
-__all__ = ["Executed", "OfferFanout", "RoutingApplication", "StoreOfferFeed"]
+__all__ = ["Executed", "OfferFanout", "ReplayReport", "RoutingApplication", "StoreOfferFeed"]
