@@ -13,6 +13,7 @@ from contactcenter.eventstore import (
     GlobalPosition,
     PgConnection,
     PostgresEventStore,
+    TailPacer,
     apply_migrations,
     notify_channel,
 )
@@ -72,6 +73,37 @@ async def test_read_all_hides_commits_behind_a_transaction_in_flight(
     assert [r.event_id for r in recorded] == [a_event.event_id, b_event.event_id]
     assert recorded[0].transaction_id < recorded[1].transaction_id
     assert recorded[0].position < recorded[1].position
+
+
+async def test_events_held_back_by_a_transaction_that_notifies_nobody_are_polled_for_soon(
+    pool, pg_store, tenant_id, happened
+):
+    """Any transaction with an xid holds read_all's horizon (a checkpoint, a lease, another
+    service's database): no NOTIFY comes when it ends, so a tailing reader must not sleep its
+    whole idle interval while committed events wait behind it."""
+    pacer = TailPacer(pg_store, idle_s=0.25, first_s=0.001, max_s=0.004)
+    async with pool.acquire() as blocker:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.fetchval("select pg_current_xact_id()")  # takes an xid, writes nothing
+        sid = stream_id("thing", tenant_id, "held")
+        await pg_store.append(sid, [happened(tenant_id, 1)], expected_version=0)
+
+        assert await pg_store.read_all(GlobalPosition.START) == []
+        assert await pg_store.held_back(GlobalPosition.START)
+        # Backing off from first_s to max_s, never the idle interval.
+        assert [await pacer.timeout_after(GlobalPosition.START) for _ in range(4)] == [
+            0.001,
+            0.002,
+            0.004,
+            0.004,
+        ]
+        await transaction.commit()
+
+    assert not await pg_store.held_back(GlobalPosition.START)
+    assert await pacer.timeout_after(GlobalPosition.START) == 0.25
+    (recorded,) = await pg_store.read_all(GlobalPosition.START)
+    assert not await pg_store.held_back(recorded.global_position)
 
 
 async def test_read_all_uses_the_global_order_index(pool, pg_store, schema, tenant_id, happened):

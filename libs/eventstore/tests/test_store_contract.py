@@ -364,3 +364,11 @@ async def test_head_is_where_a_reader_of_what_comes_next_starts(
     await store.append(new_stream(tenant_id), [later], expected_version=NO_STREAM)
     assert [r.event_id for r in await store.read_all(head)] == [later.event_id]
     assert await store.head() > head
+
+
+async def test_nothing_is_held_back_once_every_writer_committed(
+    store: EventStore, tenant_id, happened
+):
+    await store.append(new_stream(tenant_id), [happened(tenant_id, 1)], expected_version=NO_STREAM)
+    assert not await store.held_back(GlobalPosition.START)
+    assert not await store.held_back(await store.head())

@@ -33,6 +33,7 @@ from contactcenter.eventstore import (
     GlobalPosition,
     PostgresEventStore,
     RecordedEvent,
+    TailPacer,
     create_pool,
     load_global_position,
     save_position,
@@ -133,10 +134,11 @@ class OutboxRelay:
             _log.info("outbox relay of %s resumes after %s", schema, self.position)
             try:
                 async with self._store.listener() as wakeup:
+                    pacer = TailPacer(self._store, self._idle_poll_s)
                     while not stop.is_set():
                         if not await self.publish_next_batch():
                             await self.save_checkpoint()
-                            await wakeup.wait(self._idle_poll_s)
+                            await pacer.wait(wakeup, self.position)
             finally:
                 await self.save_checkpoint()
 

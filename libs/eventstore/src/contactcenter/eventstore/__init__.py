@@ -20,7 +20,7 @@ from contactcenter.eventstore.model import (
     Snapshot,
 )
 from contactcenter.eventstore.postgres import PostgresEventStore
-from contactcenter.eventstore.store import AppendListener, EventStore
+from contactcenter.eventstore.store import AppendListener, EventStore, TailPacer
 from contactcenter.eventstore.tracking import (
     STORE_SOURCE,
     Checkpoint,
@@ -49,6 +49,7 @@ __all__ = [
     "PostgresEventStore",
     "RecordedEvent",
     "Snapshot",
+    "TailPacer",
     "apply_migrations",
     "apply_once",
     "create_pool",

@@ -157,6 +157,10 @@ class InMemoryEventStore:
         start = bisect.bisect_right(self._all, after, key=lambda s: s.event.global_position)
         return [s.copy() for s in self._all[start : start + limit]]
 
+    async def held_back(self, after: GlobalPosition) -> bool:
+        """Never: an append here is visible as soon as it returns."""
+        return False
+
     async def head(self) -> GlobalPosition:
         return self._all[-1].event.global_position if self._all else GlobalPosition.START
 

@@ -146,6 +146,13 @@ class PostgresEventStore:
             "and transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
             "order by transaction_id, position limit $3"
         )
+        # What read_all leaves out after a checkpoint: rows of transactions at or above the
+        # horizon (committed ones among them wait for an older transaction to end).
+        self._sql_held_back = (
+            f"select exists (select 1 from {s}.events "
+            "where (transaction_id, position) > ($1::xid8, $2::bigint) "
+            "and transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))"
+        )
         self._sql_head = (
             f"select transaction_id, position from {s}.events "
             "where transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
@@ -373,6 +380,13 @@ class PostgresEventStore:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(self._sql_read_all, after.transaction_id, after.position, limit)
         return [_recorded(r) for r in rows]
+
+    async def held_back(self, after: GlobalPosition) -> bool:
+        async with self._pool.acquire() as conn:
+            held: bool = await conn.fetchval(
+                self._sql_held_back, after.transaction_id, after.position
+            )
+        return held
 
     async def head(self) -> GlobalPosition:
         async with self._pool.acquire() as conn:

@@ -80,6 +80,11 @@ class EventStore(Protocol):
         """
         ...
 
+    async def held_back(self, after: GlobalPosition) -> bool:
+        """Whether events after `after` are committed but not yet readable by `read_all`: they
+        wait behind an older transaction that is still running."""
+        ...
+
     async def head(self) -> GlobalPosition:
         """The position of the newest event a tailing reader can see (START when none): a
         reader that only wants what happens from now on starts `read_all` there."""
@@ -120,3 +125,46 @@ class Wakeup:
             return False
         self._event.clear()
         return True
+
+
+class TailPacer:
+    """How long a tailing reader that found nothing new waits before it reads again.
+
+    Events committed while an older transaction is still running stay invisible to `read_all`
+    until that transaction ends (in PostgreSQL: any transaction of the cluster, in any
+    database), and it may notify nobody when it does: a checkpoint, a lease, another
+    service's write. While events are held back like this the reader polls soon, backing off
+    from `first_s` to `max_s`, instead of sleeping its whole idle interval: that sleep was the
+    latency tail of every relay and tailing projection.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        idle_s: float,
+        *,
+        first_s: float = 0.001,
+        max_s: float = 0.05,
+    ) -> None:
+        self._store = store
+        self._idle_s = idle_s
+        self._first_s = first_s
+        self._max_s = max_s
+        self._next_s = first_s
+
+    async def timeout_after(self, after: GlobalPosition) -> float:
+        """The wait before the next read, for a reader that has read everything up to `after`."""
+        try:
+            held = await self._store.held_back(after)
+        except Exception:  # only a hint (the database may be restarting): poll at leisure
+            held = False
+        if held:
+            timeout = self._next_s
+            self._next_s = min(self._next_s * 2, self._max_s)
+            return min(timeout, self._idle_s)
+        self._next_s = self._first_s
+        return self._idle_s
+
+    async def wait(self, appends: AppendListener, after: GlobalPosition) -> bool:
+        """Until an append is announced (True) or the pacing timeout passes (False)."""
+        return await appends.wait(await self.timeout_after(after))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import asyncpg
+import uvloop
 from faststream.kafka import KafkaBroker
 
 from contactcenter.contracts.events import DomainEvent
@@ -261,9 +262,11 @@ class ServiceApp:
             stop_workers(workers)
 
     def run_coroutine(self, main: Coroutine[Any, Any, None]) -> None:
-        """Run the service's main coroutine to completion; a service may choose its event
-        loop here (profiles runs on uvloop)."""
-        asyncio.run(main)
+        """Run the service's main coroutine to completion on the configured event loop."""
+        if self.settings.event_loop == "uvloop":
+            uvloop.run(main)
+        else:
+            asyncio.run(main)
 
 
 #: How long stopping workers waits for them before killing them.

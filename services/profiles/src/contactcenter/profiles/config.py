@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -28,9 +27,6 @@ class ProfilesSettings(ServiceSettings):
     #: Base64 of 32 random bytes. Wraps every profile's data key and derives the tenants'
     #: identity-index secrets: losing it loses every profile's personal data.
     master_key: SecretStr = SecretStr(DEV_ONLY_MASTER_KEY)
-    #: The event loop of `python -m contactcenter.profiles` (and its worker processes): uvloop
-    #: spends about a fifth less CPU per ResolveIdentity than asyncio's own loop.
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     #: How long a tenant's settings (default region, attribute schema) are cached.
     tenant_settings_ttl_s: float = Field(default=5.0, ge=0)
 

@@ -8,10 +8,7 @@ relay, gRPC).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
-
-import uvloop
+from collections.abc import Callable, Sequence
 
 from contactcenter.eventbus import Projection
 from contactcenter.grpckit import ServiceRegistration
@@ -69,12 +66,6 @@ class ProfilesApp(ServiceApp):
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
         return [HistoryProjection(ctx.schema)]
-
-    def run_coroutine(self, main: Coroutine[Any, Any, None]) -> None:
-        if self.profiles_settings.event_loop == "uvloop":
-            uvloop.run(main)
-        else:
-            super().run_coroutine(main)
 
 
 def create_app(settings: ProfilesSettings | None = None) -> ProfilesApp:

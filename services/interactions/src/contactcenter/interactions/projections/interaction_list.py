@@ -38,6 +38,7 @@ from contactcenter.eventstore import (
     PgConnection,
     PostgresEventStore,
     RecordedEvent,
+    TailPacer,
     load_global_position,
     reset_consumer,
     save_position,
@@ -143,6 +144,7 @@ class InteractionListProjection:
                 return
             self.position = await load_global_position(self._pool, self._schema, CONSUMER)
             _log.info("interaction list resumes after %s", self.position)
+            pacer = TailPacer(self._store, self._poll_interval_s)
             with self._signals.watch() as woken:
                 while not stop.is_set():
                     woken.clear()
@@ -153,7 +155,9 @@ class InteractionListProjection:
                         applied = 0
                     if applied == 0:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(woken.wait(), self._poll_interval_s)
+                            await asyncio.wait_for(
+                                woken.wait(), await pacer.timeout_after(self.position)
+                            )
                     elif applied < self._batch_size:
                         # Busy: let the next events gather into one batch (one transaction,
                         # each interaction's row written once) instead of one per append.

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from contactcenter.contracts.events import registry
-from contactcenter.eventstore import EventStore, RecordedEvent
+from contactcenter.eventstore import EventStore, RecordedEvent, TailPacer
 from contactcenter.routing.domain.events import OfferIssued, RoutingEvent
 
 _QueueKey = tuple[str, str]
@@ -85,6 +85,7 @@ class StoreOfferFeed:
     async def run(self, stop: asyncio.Event) -> None:
         after = await self._store.head()
         async with self._store.listener() as wakeup:
+            pacer = TailPacer(self._store, self._poll_s)
             while not stop.is_set():
                 records = await self._store.read_all(after, self._batch)
                 for record in records:
@@ -92,7 +93,7 @@ class StoreOfferFeed:
                 if records:
                     after = records[-1].global_position
                 if len(records) < self._batch:
-                    await wakeup.wait(self._poll_s)
+                    await pacer.wait(wakeup, after)
 
     def _deliver(self, record: RecordedEvent) -> None:
         if record.event_type != OfferIssued.event_type:
