@@ -146,7 +146,10 @@ def run(
         _say(f"  postgres  {infra.database_url}")
         _say(f"  kafka     {infra.kafka_bootstrap}")
         # Services started earlier are peers of later ones: CC_PEER_<NAME>_GRPC=host:port.
+        # All start at once and are then awaited: most of a start is waiting (connections,
+        # consumer-group joins), which overlaps; a service calls its peers only when it works.
         peers: dict[str, str] = {}
+        taken_ports: set[int] = set()
         for spec in specs:
             if stop.is_set():
                 break
@@ -156,11 +159,15 @@ def run(
                 kafka_bootstrap=infra.kafka_bootstrap,
                 log_dir=logs,
                 extra_env=dict(peers),
+                taken_ports=taken_ports,
             )
             running.append(service)
             peers[f"CC_PEER_{spec.name.upper().replace('-', '_')}_GRPC"] = service.grpc_address
+        for service in running:
+            if stop.is_set():
+                break
             wait_serving(service, HEALTH_TIMEOUT_S, stop)
-            line = f"  {spec.name:<16} grpc {service.grpc_address}"
+            line = f"  {service.spec.name:<16} grpc {service.grpc_address}"
             if service.http_url:
                 line += f"   http {service.http_url}"
             _say(line)

@@ -59,11 +59,14 @@ def discover_services(root: Path) -> list[ServiceSpec]:
     return sorted(specs, key=lambda s: (s.order, s.name))
 
 
-def _port(preferred: int) -> int:
+def _port(preferred: int, taken: set[int]) -> int:
     # gRPC listens with SO_REUSEPORT (and on an IPv6 socket), so a test bind can succeed on a
     # port that a running server answers on: ask the port too.
-    free = port_is_free(HOST, preferred) and not tcp_accepts(HOST, preferred)
-    return preferred if free else free_port(HOST)
+    port = preferred
+    while port in taken or not port_is_free(HOST, port) or tcp_accepts(HOST, port):
+        port = free_port(HOST)
+    taken.add(port)
+    return port
 
 
 @dataclass
@@ -81,9 +84,13 @@ def start_service(
     kafka_bootstrap: str,
     log_dir: Path,
     extra_env: dict[str, str] | None = None,
+    taken_ports: set[int] | None = None,
 ) -> RunningService:
-    grpc_port = _port(spec.grpc_port)
-    http_port = _port(spec.http_port) if spec.http_port else None
+    """Start one service on its well-known ports, or free ones when those are busy.
+    `taken_ports`: ports already given to services that may not listen yet (updated)."""
+    taken = taken_ports if taken_ports is not None else set()
+    grpc_port = _port(spec.grpc_port, taken)
+    http_port = _port(spec.http_port, taken) if spec.http_port else None
     p = spec.env_prefix
     env = {
         **os.environ,
