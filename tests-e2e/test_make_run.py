@@ -39,7 +39,7 @@ def _start_launcher(
         text=True,
     )
     assert proc.stdout is not None
-    deadline = time.monotonic() + 240  # start-up on a loaded 2-core machine; a hang still fails
+    deadline = time.monotonic() + 240  # start-up on a loaded 2-core machine
     lines = printed if printed is not None else []
     for line in proc.stdout:
         lines.append(line)
@@ -146,7 +146,7 @@ def test_the_simulator_makes_contacts_that_agents_answer(tmp_path: Path) -> None
         handled: list[ipb.Interaction] = []
         with grpc.insecure_channel(address) as channel:
             stub = ipb_grpc.InteractionsServiceStub(channel)
-            deadline = time.monotonic() + 240  # start-up on a loaded 2-core machine; a hang still fails
+            deadline = time.monotonic() + 240  # a loaded machine is slow
             while time.monotonic() < deadline:
                 reply = stub.ListInteractions(ipb.ListInteractionsRequest(), metadata=md)
                 handled = [i for i in reply.interactions if i.agent_id and i.answer_time.seconds]
