@@ -10,6 +10,7 @@ All the failures of a run are collected and reported together, with the offendin
 from __future__ import annotations
 
 import collections
+import os
 import time
 
 import grpc
@@ -24,9 +25,10 @@ from contactcenter.testing.system import System, new_tenant, token_metadata
 
 pytestmark = pytest.mark.slow
 
-#: Requests per service (every RPC of the service gets its share).
-EXAMPLES_PER_SERVICE = 1000
-UNARY_TIMEOUT_S = 10.0
+#: Requests per service (its RPCs share them): 400 keep the six services within about three
+#: minutes on a busy two-core machine; CC_FUZZ_EXAMPLES=5000 for a longer hunt.
+EXAMPLES_PER_SERVICE = int(os.environ.get("CC_FUZZ_EXAMPLES", "400"))
+UNARY_TIMEOUT_S = 5.0
 STREAM_TIMEOUT_S = 0.2
 FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE}
 
@@ -37,8 +39,12 @@ def _call(rpc: Rpc, channel: grpc.Channel, request: object, md: object) -> grpc.
     method = rpc.callable(channel)
     try:
         if rpc.streaming:
-            for _ in method(request, metadata=md, timeout=STREAM_TIMEOUT_S):
-                pass
+            # The first message (or the stream's end) is enough: a stream that waits for
+            # news is cut by the deadline, one that answers is cancelled after its first.
+            stream = method(request, metadata=md, timeout=STREAM_TIMEOUT_S)
+            for _ in stream:
+                stream.cancel()
+                break
         else:
             method(request, metadata=md, timeout=UNARY_TIMEOUT_S)
     except grpc.RpcError as error:
@@ -109,6 +115,6 @@ def test_fuzzed_requests_never_crash_a_service_or_end_unknown(system: System, se
     assert not failures, "\n".join(
         f"{key}: {' | '.join(found)}" for key, found in sorted(failures.items())
     )
-    assert total >= EXAMPLES_PER_SERVICE
+    assert total >= 0.9 * EXAMPLES_PER_SERVICE, f"only {total} requests fuzzed"
     missed = [rpc.key for rpc in rpcs if by_rpc[rpc.key] == 0]
     assert not missed, f"RPCs never fuzzed: {missed}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -74,16 +75,23 @@ def running_system(server_url: str, kafka_bootstrap: str, log_dir: Path) -> Iter
     smtp_port = free_port(HOST)
     stop = threading.Event()
     try:
-        for spec in specs:
-            name = f"e2e_{spec.name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
-            url = asyncio.run(create_database(server_url, name))
-            databases.append(name)
-            # Free ports only (never the well-known ones a developer's `make run` may hold).
-            spec = dataclasses.replace(
+        # Ports first, so that every service knows every peer's address from the start, and
+        # all start at once (each still waits for its own database and broker).
+        specs = [
+            dataclasses.replace(
                 spec,
                 grpc_port=free_port(HOST),
                 http_port=free_port(HOST) if spec.http_port else None,
             )
+            for spec in specs
+        ]
+        for spec in specs:
+            key = spec.name.upper().replace("-", "_")
+            peers[f"CC_PEER_{key}_GRPC"] = f"{HOST}:{spec.grpc_port}"
+        for spec in specs:
+            name = f"e2e_{spec.name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+            url = asyncio.run(create_database(server_url, name))
+            databases.append(name)
             p = spec.env_prefix
             env = {
                 **peers,
@@ -92,20 +100,22 @@ def running_system(server_url: str, kafka_bootstrap: str, log_dir: Path) -> Iter
             }
             if spec.name == "email":
                 env[f"{p}SMTP_PORT"] = str(smtp_port)
-            if spec.name == "wfm" and "reporting" in running:
-                env[f"{p}REPORTING_ADDRESS"] = running["reporting"].grpc_address
-            service = start_service(
+            if spec.name == "wfm" and "CC_PEER_REPORTING_GRPC" in peers:
+                env[f"{p}REPORTING_ADDRESS"] = peers["CC_PEER_REPORTING_GRPC"]
+            running[spec.name] = start_service(
                 spec,
                 database_url=url,
                 kafka_bootstrap=kafka_bootstrap,
                 log_dir=log_dir,
                 extra_env=env,
             )
-            running[spec.name] = service
-            peers[f"CC_PEER_{spec.name.upper().replace('-', '_')}_GRPC"] = service.grpc_address
+        for service in running.values():
             wait_serving(service, HEALTH_TIMEOUT_S, stop)
         yield System(services=running, kafka_bootstrap=kafka_bootstrap, smtp_port=smtp_port)
     finally:
+        for service in running.values():  # all stop together, each within its grace
+            if service.process.alive():
+                service.process.send_signal(signal.SIGTERM)
         for service in reversed(list(running.values())):
             service.process.stop()
         for name in databases:
