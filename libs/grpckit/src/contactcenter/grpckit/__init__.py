@@ -21,7 +21,12 @@ from contactcenter.grpckit.errors import pydantic_violations, status_for
 from contactcenter.grpckit.health import HealthState
 from contactcenter.grpckit.server import GrpcServer, ServiceRegistration, create_server
 from contactcenter.grpckit.settings import DEV_ONLY_SIGNING_KEY, AuthSettings, GrpcServerSettings
-from contactcenter.grpckit.validation import missing_fields, require_fields
+from contactcenter.grpckit.validation import (
+    invalid_fields,
+    missing_fields,
+    require_fields,
+    require_valid_fields,
+)
 
 __all__ = [
     "ALL_ROLES",
@@ -40,11 +45,13 @@ __all__ = [
     "current_caller",
     "current_caller_or_none",
     "current_tenant_id",
+    "invalid_fields",
     "issue_token",
     "metadata_for",
     "missing_fields",
     "pydantic_violations",
     "require_fields",
+    "require_valid_fields",
     "requires_roles",
     "status_for",
     "time_remaining",

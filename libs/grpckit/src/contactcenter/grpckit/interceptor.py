@@ -4,7 +4,10 @@ For each RPC of a registered service, before the handler runs:
 1. the bearer token is verified (UNAUTHENTICATED otherwise) and the caller's roles are checked
    against the method's allowed roles (PERMISSION_DENIED otherwise);
 2. the caller and the client's deadline are bound to the RPC's context (`current_caller()`,
-   `time_remaining()`).
+   `time_remaining()`);
+3. every Timestamp and Duration of the request must be one protobuf can convert, and no
+   string may hold a NUL character (INVALID_ARGUMENT naming the field otherwise; see
+   validation.py).
 Whatever the handler raises is mapped to a status code with rich details (see errors.py).
 
 Deadlines: grpc.aio cancels the handler's task when the client's deadline expires and the client
@@ -21,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
@@ -28,12 +32,19 @@ from contactcenter.contracts.errors import PermissionDenied
 from contactcenter.grpckit.auth import TokenVerifier, bearer_token
 from contactcenter.grpckit.context import Caller, Role, bind_rpc
 from contactcenter.grpckit.errors import status_for
+from contactcenter.grpckit.validation import require_valid_fields
 
 logger = logging.getLogger(__name__)
 
 PUBLIC_SERVICES = frozenset({health.SERVICE_NAME, reflection.SERVICE_NAME})
 
 Behavior = Callable[[Any, Any], Any]
+
+
+def _check_request(request: Any) -> None:
+    """What every request must satisfy whatever its service (see validation.py)."""
+    if isinstance(request, Message):  # not a client stream's iterator
+        require_valid_fields(request)
 
 
 def service_of(method: str) -> str:
@@ -104,6 +115,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def serve(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 bind_rpc(self._admit(method, context), context.time_remaining())
+                _check_request(request)
                 response = behavior(request, context)
                 if inspect.isawaitable(response):
                     response = await response
@@ -119,6 +131,7 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def serve(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
                 bind_rpc(self._admit(method, context), context.time_remaining())
+                _check_request(request)
                 responses = behavior(request, context)
                 if inspect.isawaitable(responses):
                     await responses  # a handler that writes with context.write()

@@ -258,7 +258,8 @@ class ProfilesServicer(pb_grpc.ProfilesServiceServicer):
         if request.HasField("time_zone") and request.time_zone:
             try:
                 ZoneInfo(request.time_zone)
-            except (ZoneInfoNotFoundError, ValueError):
+            # OSError: a name too long to be a file name of the zone database
+            except (ZoneInfoNotFoundError, ValueError, OSError):
                 raise ValidationFailed([("time_zone", "not an IANA time zone")]) from None
         consents = []
         for n, c in enumerate(request.consents):

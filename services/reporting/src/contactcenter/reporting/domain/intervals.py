@@ -19,7 +19,8 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone; raises ValueError for an unknown name."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a name too long to be a file name of the zone database
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 

@@ -158,7 +158,8 @@ def _agent(c: ConfigureAgent, checks: Checks) -> None:
             checks.fail(f"interruptible_channels[{i}]", f"{channel} work cannot be interrupted")
     try:
         ZoneInfo(c.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a name too long to be a file name of the zone database
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         checks.fail("time_zone", "must be an IANA time zone such as 'Europe/Paris'")
 
 

@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.contracts.errors import PermissionDenied, ValidationFailed
-from contactcenter.grpckit import Role, ServiceRegistration, current_caller
+from contactcenter.grpckit import Role, ServiceRegistration, current_caller, time_remaining
 from contactcenter.wfm.adapters.reporting import channel_name
 from contactcenter.wfm.application import WfmApplication
 from contactcenter.wfm.domain import erlang, scheduling
@@ -62,6 +62,12 @@ def _ts(value: datetime) -> Timestamp:
     return ts
 
 
+def _within_deadline(seconds: float) -> float:
+    """A solver's time limit, cut to the client's deadline: no solve outlives its caller."""
+    remaining = time_remaining()
+    return seconds if remaining is None else min(seconds, remaining)
+
+
 def _dt(ts: Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
@@ -81,7 +87,8 @@ class _Checks:
         name = name or "UTC"
         try:
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        # OSError: a name too long to be a file name of the zone database
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             self.fail(field, f"unknown time zone {name!r}")
         return name
 
@@ -498,7 +505,7 @@ class WfmServicer(pb_grpc.WfmServiceServicer):  # type: ignore[misc]
             rules=tuple(rules),
             agents=tuple(agents),
             requirements=requirements,
-            time_limit_s=request.time_limit_seconds or 50.0,
+            time_limit_s=_within_deadline(request.time_limit_seconds or 50.0),
             relative_gap=request.relative_gap or 0.005,
         )
         try:
