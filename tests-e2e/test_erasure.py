@@ -80,6 +80,8 @@ class Findings:
     interactions: list[ipb.Interaction]
     email_messages: list[epb.GetMessageResponse]
     profile: ppb.GetProfileResponse
+    #: Where each secret was found before the erasure (proves the search finds them).
+    before: dict[str, set[str]]
 
 
 def _scan(text: str, customer: Customer) -> set[str]:
@@ -282,6 +284,13 @@ async def _journey(
     )
     assert customer.phrase in before.interaction.messages[0].body  # readable before
 
+    # The search sees the data while it is there (raw bytes, events, read models).
+    before_tables: dict[str, set[str]] = {}
+    for url in databases:
+        before_tables.update(await _scan_database(url, customer))
+    seen = set().union(*before_tables.values())
+    assert seen == set(customer.secrets), before_tables
+
     await profiles.EraseProfile(
         ppb.EraseProfileRequest(
             request_id=str(uuid.uuid4()), profile_id=profile_id, reason="GDPR art. 17"
@@ -330,7 +339,7 @@ async def _journey(
     for url in databases:
         tables.update(await _scan_database(url, customer))
     topics = await _scan_topics(bootstrap, tenant_id, customer)
-    return Findings(tables, topics, erased_contacts, messages, profile)
+    return Findings(tables, topics, erased_contacts, messages, profile, before_tables)
 
 
 async def test_no_service_stores_readable_personal_data_after_erasure(erased) -> None:
@@ -367,3 +376,14 @@ async def test_apis_answer_with_erased_markers(erased) -> None:
     for message in findings.email_messages:
         assert customer.email not in str(message)
         assert customer.phrase not in str(message)
+
+
+async def test_the_search_finds_the_data_before_the_erasure(erased) -> None:
+    customer, findings = erased
+    places = set(findings.before)
+    assert '"email"."blobs"' in places, places  # the raw email
+    assert '"email"."events"' in places, places  # EmailReceived
+    # Interactions seals what it stores: nothing readable even before the erasure.
+    assert not any(p.startswith('"interactions"') for p in places), places
+    assert findings.profile.profile.status == ppb.PROFILE_STATUS_ERASED
+    assert customer.name not in str(findings.profile)
