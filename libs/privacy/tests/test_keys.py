@@ -46,3 +46,14 @@ async def test_erasing_an_owner_destroys_the_keys_of_its_subjects(keys: SubjectK
     late = await keys.for_writing("t1", "i-1", ["p-1"])
     with pytest.raises(RuntimeError):
         late.seal("late words")
+
+
+async def test_shredding_subjects_directly(keys: SubjectKeys) -> None:
+    sealed = (await keys.for_writing("t1", "m-1")).seal("an email")
+    async with keys.pool.acquire() as conn, conn.transaction():
+        await keys.shred(conn, "t1", ["m-1", "m-never-used"])
+        await keys.shred(conn, "t1", ["m-1"])  # idempotent
+    readers = await keys.for_reading("t1", ["m-1"])
+    assert open_or_erased(readers["m-1"], sealed) == ERASED
+    with pytest.raises(RuntimeError):
+        (await keys.for_writing("t1", "m-never-used")).seal("later")

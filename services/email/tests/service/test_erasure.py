@@ -13,8 +13,6 @@ from contactcenter.email import corpus
 from contactcenter.grpckit import Role
 from contactcenter.profiles.v1 import profiles_pb2 as ppb
 
-from .conftest import Api
-
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
@@ -29,7 +27,7 @@ async def _erase(api: Any, profile_id: str) -> None:
 async def test_erasure_tombstones_messages_and_keeps_shared_blobs(
     api: Any, stack: Any, eventually: Any
 ) -> None:
-    other = Api(stack, f"{api.tenant_id}-b", f"support-{api.tenant_id}-b@acme.example")
+    other = type(api)(stack, f"{api.tenant_id}-b", f"support-{api.tenant_id}-b@acme.example")
     await api.register()
     await other.register()
     tag = uuid.uuid4().hex[:8]

@@ -64,25 +64,36 @@ class SubjectKeys:
             f"{s}.subject_owners where tenant_id = $1 and owner_id = any($2::text[])) "
             "and wrapped_key is not null"
         )
+        self._sql_shred_subjects = (
+            f"insert into {s}.subject_keys (tenant_id, subject_id, wrapped_key, shredded_at) "
+            "select $1, x, null, now() from unnest($2::text[]) x "
+            "on conflict (tenant_id, subject_id) do update set wrapped_key = null, "
+            "shredded_at = coalesce(subject_keys.shredded_at, now())"
+        )
         self._sql_owned = (
             f"select distinct subject_id from {s}.subject_owners "
             "where tenant_id = $1 and owner_id = any($2::text[]) order by subject_id"
         )
 
     async def for_writing(
-        self, tenant_id: str, subject_id: str, owners: Iterable[str] = ()
+        self,
+        tenant_id: str,
+        subject_id: str,
+        owners: Iterable[str] = (),
+        *,
+        conn: PgConnection | None = None,
     ) -> SubjectCipherOrShredded:
         """The subject's cipher, its key created on first use, with `owners` recorded first
         (so no data is written that an erasure of an owner would miss). A shredded cipher
-        when the key was destroyed."""
+        when the key was destroyed. `conn`: in the caller's transaction."""
+        if conn is None:
+            async with self.pool.acquire() as own, own.transaction():
+                return await self.for_writing(tenant_id, subject_id, owners, conn=own)
         owned = sorted({o for o in owners if o})
-        async with self.pool.acquire() as conn, conn.transaction():
-            if owned:
-                await conn.execute(self._sql_own, tenant_id, subject_id, owned)
-            wrapped = self.keyring.wrap(tenant_id, subject_id, self.keyring.new_data_key())
-            stored: bytes | None = await conn.fetchval(
-                self._sql_ensure, tenant_id, subject_id, wrapped
-            )
+        if owned:
+            await conn.execute(self._sql_own, tenant_id, subject_id, owned)
+        wrapped = self.keyring.wrap(tenant_id, subject_id, self.keyring.new_data_key())
+        stored: bytes | None = await conn.fetchval(self._sql_ensure, tenant_id, subject_id, wrapped)
         return self.keyring.cipher(tenant_id, subject_id, stored)
 
     async def for_reading(
@@ -95,6 +106,11 @@ class SubjectKeys:
         return {
             s: self.keyring.cipher(tenant_id, s, wrapped.get(s)) for s in dict.fromkeys(subject_ids)
         }
+
+    async def shred(self, conn: PgConnection, tenant_id: str, subject_ids: Sequence[str]) -> None:
+        """Destroy the keys of `subject_ids` (in the caller's transaction; idempotent). A
+        subject never used gets a destroyed key, so nothing is sealed for it later."""
+        await conn.execute(self._sql_shred_subjects, tenant_id, sorted(set(subject_ids)))
 
     async def shred_owned(
         self, conn: PgConnection, tenant_id: str, owner_ids: Sequence[str]

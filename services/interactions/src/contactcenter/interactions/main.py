@@ -72,6 +72,7 @@ class InteractionsApp(ServiceApp):
         self.list_projection: InteractionListProjection | None = None
         self.listing: InteractionList | None = None
         self.keys: SubjectKeys | None = None
+        self.privacy: Privacy | None = None
         self.signals = AppendSignals()
         super().__init__(
             definition(self._grpc_services, self._projections, self._background), settings
@@ -87,6 +88,7 @@ class InteractionsApp(ServiceApp):
                 s.master_key_bytes(), context="interactions", subject_kind="interaction"
             )
             self.keys = SubjectKeys(ctx.pool, ctx.schema, keyring)
+            self.privacy = Privacy(self.keys, PersonalFields(s.personal_attributes))
             self.application = InteractionsApplication(
                 ctx.store,
                 signals=self.signals,
@@ -98,7 +100,7 @@ class InteractionsApp(ServiceApp):
                 ),
                 cache_size=s.state_cache_size,
                 poll_interval_s=s.poll_interval_s,
-                privacy=Privacy(self.keys, PersonalFields(s.personal_attributes)),
+                privacy=self.privacy,
             )
             self.list_projection = InteractionListProjection(
                 ctx.pool,
@@ -125,11 +127,11 @@ class InteractionsApp(ServiceApp):
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
         process_manager = ProcessManager(self._build(ctx))
-        assert self.keys is not None
+        assert self.privacy is not None
         return [
             RoutingReactions(process_manager),
             EmailReactions(process_manager, ctx.schema),
-            ProfileErasures(self.keys),
+            ProfileErasures(self.privacy),
         ]
 
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:

@@ -54,6 +54,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventstore import PgConnection
+from contactcenter.interactions.application.privacy import Privacy
 from contactcenter.interactions.application.process_manager import (
     Cause,
     InboundEmail,
@@ -65,7 +66,6 @@ from contactcenter.interactions.domain import (
     SkillRequirement,
 )
 from contactcenter.messaging.cloudevents import EventEnvelope
-from contactcenter.privacy import SubjectKeys
 
 _log = logging.getLogger(__name__)
 
@@ -323,12 +323,14 @@ class ProfileErasures:
     name = "interactions.profile-erasures"
     topics: Sequence[str] = (PROFILES_TOPIC,)
 
-    def __init__(self, keys: SubjectKeys) -> None:
-        self._keys = keys
+    def __init__(self, privacy: Privacy) -> None:
+        self._privacy = privacy
 
     async def apply(self, conn: PgConnection, envelope: EventEnvelope) -> None:
         if envelope.type != PROFILE_ERASED:
             return
         e = ProfileErased.model_validate(envelope.data)
-        shredded = await self._keys.shred_owned(conn, envelope.tenant_id, e.erased_profile_ids)
+        keys = self._privacy.keys
+        shredded = await keys.shred_owned(conn, envelope.tenant_id, e.erased_profile_ids)
+        self._privacy.forget(envelope.tenant_id, shredded)
         _log.info("erasure %s: keys of %d interactions destroyed", e.erasure_id, len(shredded))

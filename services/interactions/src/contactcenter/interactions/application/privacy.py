@@ -8,17 +8,30 @@ store, read model, published events), and nothing personal is written for them a
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from contactcenter.interactions.domain import Interaction, InteractionEvent
 from contactcenter.interactions.domain.personal import PersonalFields, owners_of
-from contactcenter.privacy import Cipher, SubjectKeys, open_or_erased, seal_or_erased
+from contactcenter.privacy import (
+    Cipher,
+    SubjectCipher,
+    SubjectKeys,
+    open_or_erased,
+    seal_or_erased,
+)
 
 
 class Privacy:
-    def __init__(self, keys: SubjectKeys, fields: PersonalFields | None = None) -> None:
+    def __init__(
+        self, keys: SubjectKeys, fields: PersonalFields | None = None, cache_size: int = 10_000
+    ) -> None:
         self.keys = keys
         self.fields = fields or PersonalFields()
+        # Writers' ciphers of recent interactions (sealing needs no round trip then). Never
+        # used to read: a key destroyed meanwhile seals what nobody can open any more.
+        self._writers: OrderedDict[tuple[str, str], SubjectCipher] = OrderedDict()
+        self._cache_size = cache_size
 
     def _personal(self, events: Sequence[InteractionEvent]) -> bool:
         touched = False
@@ -44,10 +57,25 @@ class Privacy:
         personal = self._personal(events)
         if not personal and owners <= known:
             return list(events)
-        cipher = await self.keys.for_writing(tenant_id, events[0].interaction_id, owners)
+        subject = events[0].interaction_id
+        cached = self._writers.get((tenant_id, subject)) if owners <= known else None
+        if cached is not None:
+            self._writers.move_to_end((tenant_id, subject))
+            cipher: Cipher = cached
+        else:
+            cipher = await self.keys.for_writing(tenant_id, subject, owners)
+            if isinstance(cipher, SubjectCipher) and self._cache_size:
+                self._writers[(tenant_id, subject)] = cipher
+                while len(self._writers) > self._cache_size:
+                    self._writers.popitem(last=False)
         if not personal:
             return list(events)
         return [self.fields.event(e, lambda v: seal_or_erased(cipher, v)) for e in events]
+
+    def forget(self, tenant_id: str, subjects: Sequence[str]) -> None:
+        """Drop the cached writers' ciphers of `subjects` (their keys were destroyed)."""
+        for subject in subjects:
+            self._writers.pop((tenant_id, subject), None)
 
     async def _ciphers(self, tenant_id: str, ids: Sequence[str]) -> dict[str, Cipher]:
         return dict(await self.keys.for_reading(tenant_id, ids))
