@@ -1,6 +1,6 @@
 """The interactions service running in-process against the real PostgreSQL and broker.
 
-One service (and one database) for the whole session: every test works in a tenant of its
+One service (and one database) per test module: every test works in a tenant of its
 own (`tenant_id`), which is also what isolation means in production. Tests run in the
 session's event loop (`pytestmark = pytest.mark.asyncio(loop_scope="session")`).
 """
@@ -51,7 +51,9 @@ class Service:
         return metadata_for(issue_token(tenant_id, roles, subject))
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+# Module-scoped: its consumer groups must have left before other suites' instances of the
+# same service join them (a member kept alive for the session takes half of their partitions).
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def service(infra: TestInfra) -> AsyncIterator[Service]:
     async with temporary_database(infra.database_url, "test_interactions") as url:
         settings = InteractionsSettings(
@@ -214,7 +216,7 @@ class Publisher:
         return event_id
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def publisher(service: Service) -> AsyncIterator[Publisher]:
     producer = AIOKafkaProducer(bootstrap_servers=service.kafka_bootstrap, enable_idempotence=False)
     await producer.start()

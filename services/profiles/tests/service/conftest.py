@@ -1,6 +1,6 @@
 """The profiles service running in-process against the real PostgreSQL and broker.
 
-One service (and one database) for the whole session: every test works in a tenant of its own
+One service (and one database) per test module: every test works in a tenant of its own
 (`tenant_id`). Tests run in the session's event loop
 (`pytestmark = pytest.mark.asyncio(loop_scope="session")`).
 """
@@ -44,7 +44,9 @@ class Service:
     kafka_bootstrap: str
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+# Module-scoped: its consumer groups must have left before other suites' instances of the
+# same service join them (a member kept alive for the session takes half of their partitions).
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def service(infra: TestInfra) -> AsyncIterator[Service]:
     async with temporary_database(infra.database_url, "test_profiles") as url:
         settings = ProfilesSettings(
@@ -176,7 +178,7 @@ class Publisher:
         return event_id
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def publisher(service: Service) -> AsyncIterator[Publisher]:
     producer = AIOKafkaProducer(bootstrap_servers=service.kafka_bootstrap)
     await producer.start()

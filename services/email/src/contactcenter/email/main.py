@@ -18,6 +18,7 @@ from contactcenter.email.adapters.intake import IntakeWriter
 from contactcenter.email.adapters.peers import GrpcProfileResolver, InteractionsClient
 from contactcenter.email.adapters.smtp import SmtpHandler, SmtpListener
 from contactcenter.email.adapters.smtp_workers import SmtpWorkers, inbox_channel
+from contactcenter.email.application.erasure import PROFILES_TOPIC, EmailErasures
 from contactcenter.email.application.mailboxes import Mailboxes
 from contactcenter.email.application.processing import Processor
 from contactcenter.email.application.quarantine import Quarantine
@@ -44,7 +45,9 @@ def definition(app: EmailApp | None = None) -> ServiceDefinition:
         migrations=migrations_dir(__file__),
         grpc_services=app._grpc_services if app else lambda _: (),
         background=app._background if app else lambda _: (),
+        projections=lambda ctx: [EmailErasures(ctx.schema)],
         event_models=EVENT_TYPES,
+        consumes=(PROFILES_TOPIC,),
     )
 
 

@@ -3,11 +3,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import base64
+import hashlib
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from contactcenter.interactions.domain.personal import DEFAULT_PERSONAL_ATTRIBUTES
 from contactcenter.interactions.domain.repeat import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS
 from contactcenter.servicekit import ServiceSettings
+
+#: For local runs and tests only (it is public): production sets CC_INTERACTIONS_MASTER_KEY.
+DEV_ONLY_MASTER_KEY = base64.b64encode(
+    hashlib.sha256(b"contact-center-dev-only-interactions-master-key").digest()
+).decode()
 
 
 class InteractionsSettings(ServiceSettings):
@@ -37,5 +46,22 @@ class InteractionsSettings(ServiceSettings):
     list_projection_batch_size: int = Field(default=1_000, ge=1)
     #: While appends keep coming, the list read model waits this long between batches.
     list_min_interval_s: float = Field(default=0.05, ge=0)
+    #: Base64 of 32 random bytes: wraps the data key of every interaction's personal data
+    #: (crypto-shredding; losing it loses every message, note and transcript).
+    master_key: SecretStr = SecretStr(DEV_ONLY_MASTER_KEY)
+    #: Attribute keys (case-insensitive) whose values are the customer's personal data:
+    #: sealed like messages and erased with the customer's profile.
+    personal_attributes: frozenset[str] = DEFAULT_PERSONAL_ATTRIBUTES
+
+    def master_key_bytes(self) -> bytes:
+        key = base64.b64decode(self.master_key.get_secret_value())
+        if len(key) != 32:
+            raise ValueError("CC_INTERACTIONS_MASTER_KEY must be base64 of 32 bytes")
+        return key
+
+    @property
+    def uses_dev_master_key(self) -> bool:
+        return self.master_key.get_secret_value() == DEV_ONLY_MASTER_KEY
+
     #: Fallback polling of the event store when no append notification arrives (seconds).
     poll_interval_s: float = Field(default=0.5, gt=0)

@@ -16,8 +16,10 @@ from contactcenter.grpckit import ServiceRegistration
 from contactcenter.interactions.adapters.grpc import InteractionsServicer, registration
 from contactcenter.interactions.adapters.inbound import (
     EMAIL_TOPIC,
+    PROFILES_TOPIC,
     ROUTING_TOPIC,
     EmailReactions,
+    ProfileErasures,
     RoutingReactions,
 )
 from contactcenter.interactions.application import (
@@ -25,9 +27,12 @@ from contactcenter.interactions.application import (
     InteractionsApplication,
     ProcessManager,
 )
+from contactcenter.interactions.application.privacy import Privacy
 from contactcenter.interactions.config import InteractionsSettings
 from contactcenter.interactions.domain import EVENT_TYPES, RepeatPolicy
+from contactcenter.interactions.domain.personal import PersonalFields
 from contactcenter.interactions.projections import InteractionList, InteractionListProjection
+from contactcenter.privacy import KeyRing, SubjectKeys
 from contactcenter.servicekit import (
     Loop,
     ServiceApp,
@@ -54,7 +59,7 @@ def definition(
         projections=projections,
         background=background,
         event_models=EVENT_TYPES,
-        consumes=(ROUTING_TOPIC, EMAIL_TOPIC),
+        consumes=(ROUTING_TOPIC, EMAIL_TOPIC, PROFILES_TOPIC),
     )
 
 
@@ -66,6 +71,8 @@ class InteractionsApp(ServiceApp):
         self.application: InteractionsApplication | None = None
         self.list_projection: InteractionListProjection | None = None
         self.listing: InteractionList | None = None
+        self.keys: SubjectKeys | None = None
+        self.privacy: Privacy | None = None
         self.signals = AppendSignals()
         super().__init__(
             definition(self._grpc_services, self._projections, self._background), settings
@@ -75,6 +82,13 @@ class InteractionsApp(ServiceApp):
         if self.application is None:
             s = self.interactions_settings
             self.listing = InteractionList(ctx.pool, ctx.schema)
+            if s.uses_dev_master_key:
+                _log.warning("interactions: the public development master key is in use")
+            keyring = KeyRing(
+                s.master_key_bytes(), context="interactions", subject_kind="interaction"
+            )
+            self.keys = SubjectKeys(ctx.pool, ctx.schema, keyring)
+            self.privacy = Privacy(self.keys, PersonalFields(s.personal_attributes))
             self.application = InteractionsApplication(
                 ctx.store,
                 signals=self.signals,
@@ -86,6 +100,7 @@ class InteractionsApp(ServiceApp):
                 ),
                 cache_size=s.state_cache_size,
                 poll_interval_s=s.poll_interval_s,
+                privacy=self.privacy,
             )
             self.list_projection = InteractionListProjection(
                 ctx.pool,
@@ -112,7 +127,12 @@ class InteractionsApp(ServiceApp):
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
         process_manager = ProcessManager(self._build(ctx))
-        return [RoutingReactions(process_manager), EmailReactions(process_manager, ctx.schema)]
+        assert self.privacy is not None
+        return [
+            RoutingReactions(process_manager),
+            EmailReactions(process_manager, ctx.schema),
+            ProfileErasures(self.privacy),
+        ]
 
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
         self._build(ctx)

@@ -566,6 +566,8 @@ class InteractionsServicer(pb_grpc.InteractionsServiceServicer):
             found = list(
                 await asyncio.gather(*(self._app.get(tenant_id, s.interaction_id) for s in found))
             )
+        else:
+            found = await self._app.open_all(tenant_id, found)
         now = self._clock()
         return pb.ListInteractionsResponse(
             interactions=[proto.interaction(s, now=now, full=full) for s in found],

@@ -29,6 +29,11 @@ skipped. Each event also carries the usual envelope fields (`event_id`, `tenant_
   in `queue_id` when given; a reply appends the message to its thread's interaction. A
   repeated `internet_message_id` appends nothing.
 
+`cc.profiles.events.v1`:
+
+- `profiles.ProfileErased.v1` {erasure_id, erased_profile_ids}: the data keys of every
+  interaction of those profiles are destroyed (their personal fields read as erased).
+
 `required_skills` items are `{"skill": ..., "min_proficiency": ...}`; attachments are
 `{"uri": ..., "attachment_id"?, "file_name"?, "content_type"?, "size_bytes"?}`.
 
@@ -40,6 +45,7 @@ dropped there; an event that does not parse goes to the DLQ.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 from uuid import UUID
@@ -48,6 +54,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventstore import PgConnection
+from contactcenter.interactions.application.privacy import Privacy
 from contactcenter.interactions.application.process_manager import (
     Cause,
     InboundEmail,
@@ -59,6 +66,8 @@ from contactcenter.interactions.domain import (
     SkillRequirement,
 )
 from contactcenter.messaging.cloudevents import EventEnvelope
+
+_log = logging.getLogger(__name__)
 
 ROUTING_TOPIC: Final = topic_for("routing").name
 EMAIL_TOPIC: Final = topic_for("email").name
@@ -290,3 +299,38 @@ class EmailReactions:
         interaction_id = await self._pm.email_received(_cause(envelope, e), email, current)
         if interaction_id != current:
             await conn.execute(self._sql_save, tenant_id, e.thread_id, interaction_id)
+
+
+# --- cc.profiles.events.v1 -----------------------------------------------------------------------
+
+PROFILES_TOPIC: Final = topic_for("profiles").name
+PROFILE_ERASED: Final = "profiles.ProfileErased.v1"
+
+
+class ProfileErased(_Inbound):
+    """`profiles.ProfileErased.v1` {erasure_id, erased_profile_ids}: right to be forgotten."""
+
+    erasure_id: str
+    erased_profile_ids: tuple[str, ...] = Field(min_length=1)
+
+
+class ProfileErasures:
+    """Consumer of `cc.profiles.events.v1`: on `ProfileErased`, destroys the data keys of every
+    interaction of the erased profiles (in the transaction that records the event as applied),
+    so their messages, notes, transcripts and addresses read as erased in the event store, the
+    list read model (which holds the same ciphertext) and the published events."""
+
+    name = "interactions.profile-erasures"
+    topics: Sequence[str] = (PROFILES_TOPIC,)
+
+    def __init__(self, privacy: Privacy) -> None:
+        self._privacy = privacy
+
+    async def apply(self, conn: PgConnection, envelope: EventEnvelope) -> None:
+        if envelope.type != PROFILE_ERASED:
+            return
+        e = ProfileErased.model_validate(envelope.data)
+        keys = self._privacy.keys
+        shredded = await keys.shred_owned(conn, envelope.tenant_id, e.erased_profile_ids)
+        self._privacy.forget(envelope.tenant_id, shredded)
+        _log.info("erasure %s: keys of %d interactions destroyed", e.erasure_id, len(shredded))

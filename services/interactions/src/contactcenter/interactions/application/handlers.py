@@ -43,6 +43,7 @@ from contactcenter.contracts.events import registry, utc_now
 from contactcenter.contracts.streams import stream_id
 from contactcenter.eventstore import NO_STREAM, AppendResult, EventStore, RecordedEvent
 from contactcenter.interactions.application.ports import PreviousContacts
+from contactcenter.interactions.application.privacy import Privacy
 from contactcenter.interactions.application.signals import AppendSignals
 from contactcenter.interactions.domain import (
     STREAM_CATEGORY,
@@ -143,7 +144,11 @@ def fold(state: Interaction | None, records: Sequence[RecordedEvent]) -> Interac
     """`state` (None: nothing yet) after the stored `records` of its stream."""
     if not records:
         return state
-    events = [decode(r) for r in records]
+    return fold_events(state, [decode(r) for r in records])
+
+
+def fold_events(state: Interaction | None, events: Sequence[InteractionEvent]) -> Interaction:
+    """`state` (None: nothing yet) after `events` (at least one)."""
     if state is None:
         return Interaction.from_events(events)
     for event in events:
@@ -162,8 +167,11 @@ class InteractionsApplication:
         cache_size: int = 20_000,
         poll_interval_s: float = 0.5,
         clock: Callable[[], datetime] = utc_now,
+        privacy: Privacy | None = None,
     ) -> None:
         self.store = store
+        #: Seals personal data before it is stored; opens it for readers (None: stored clear).
+        self.privacy = privacy
         self.signals = signals or AppendSignals()
         self._previous = previous_contacts
         self._policy = repeat_policy or RepeatPolicy()
@@ -242,6 +250,11 @@ class InteractionsApplication:
                 )
             assert after is not None
             found = dict(extras(after, events)) if extras else {}
+            stored, stored_after = events, after
+            if self.privacy is not None:
+                stored = await self.privacy.seal(tenant_id, state, events)
+                if any(x is not y for x, y in zip(stored, events, strict=True)):
+                    stored_after = fold_events(state, stored)
             result = {
                 "interaction_id": after.interaction_id,
                 "state": after.state.value,
@@ -251,7 +264,7 @@ class InteractionsApplication:
             try:
                 appended = await self.store.append(
                     stream,
-                    events,
+                    stored,
                     expected_version=state.version if state is not None else NO_STREAM,
                     request_id=request_id or None,
                     result=result,
@@ -268,7 +281,7 @@ class InteractionsApplication:
                 continue
             if appended.replayed:
                 return _replayed(appended)
-            self._cache.put(stream, after)
+            self._cache.put(stream, stored_after)
             self.signals.appended(stream)
             return CommandOutcome(
                 interaction_id=after.interaction_id,
@@ -350,10 +363,24 @@ class InteractionsApplication:
     # --- reads -----------------------------------------------------------------------------------
 
     async def get(self, tenant_id: str, interaction_id: str) -> Interaction:
+        """The interaction, its personal data opened (or marked erased) for the reader."""
         state, _ = await self._load(self.stream_of(tenant_id, interaction_id), verify=True)
         if state is None:
             raise NotFound("interaction not found", resource_type="interaction")
-        return state
+        return await self.open(tenant_id, state)
+
+    async def open(self, tenant_id: str, state: Interaction) -> Interaction:
+        return state if self.privacy is None else await self.privacy.open(tenant_id, state)
+
+    async def open_all(self, tenant_id: str, states: Sequence[Interaction]) -> list[Interaction]:
+        if self.privacy is None:
+            return list(states)
+        return await self.privacy.open_all(tenant_id, states)
+
+    async def _open_event(self, tenant_id: str, event: InteractionEvent) -> InteractionEvent:
+        if self.privacy is None:
+            return event
+        return await self.privacy.open_event(tenant_id, event)
 
     async def watch(
         self, tenant_id: str, interaction_id: str, after_version: int = 0
@@ -375,12 +402,14 @@ class InteractionsApplication:
             if state is None:
                 state = fold(None, records)
                 assert state is not None
-                yield WatchSnapshot(state)
+                yield WatchSnapshot(await self.open(tenant_id, state))
             else:
                 for record in records[after_version:]:
                     event = decode(record)
                     state = state.apply(event)
-                    yield WatchEvent(event, record.version, state.state)
+                    yield WatchEvent(
+                        await self._open_event(tenant_id, event), record.version, state.state
+                    )
             while not state.is_final:
                 if self.closing.is_set():
                     raise ServiceClosing("the service is stopping; resume with after_version")
@@ -391,7 +420,9 @@ class InteractionsApplication:
                     event = decode(record)
                     state = state.apply(event)
                     last = record.version
-                    yield WatchEvent(event, record.version, state.state)
+                    yield WatchEvent(
+                        await self._open_event(tenant_id, event), record.version, state.state
+                    )
 
     def wake_watchers(self) -> None:
         """Let every watch notice `closing`."""
