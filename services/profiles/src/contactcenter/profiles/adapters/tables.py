@@ -158,6 +158,88 @@ class Tables:
             )
         return key
 
+    async def any_key(self) -> tuple[str, str, bytes] | None:
+        """One stored profile key (tenant, profile, wrapped), if any."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"select tenant_id, profile_id, wrapped_key from {self._s}.profile_keys limit 1"
+            )
+        return None if row is None else (row["tenant_id"], row["profile_id"], row["wrapped_key"])
+
+    async def keys_not_under(
+        self, key_id: str, after: tuple[str, str], limit: int
+    ) -> list[tuple[str, str, bytes]]:
+        """Profile keys not wrapped by master key `key_id`, in key order after `after`."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"select tenant_id, profile_id, wrapped_key from {self._s}.profile_keys "
+                "where (tenant_id, profile_id) > ($1, $2) and (get_byte(wrapped_key, 0) <> 2 "
+                "or substring(wrapped_key from 2 for 8) <> decode($3, 'hex')) "
+                "order by tenant_id, profile_id limit $4",
+                after[0],
+                after[1],
+                key_id,
+                limit,
+            )
+        return [(r["tenant_id"], r["profile_id"], r["wrapped_key"]) for r in rows]
+
+    async def replace_keys(self, rewrapped: Sequence[tuple[str, str, bytes, bytes]]) -> int:
+        """Store (tenant, profile, old, new) where the key is still `old` (an erased key stays
+        erased); the number replaced."""
+        if not rewrapped:
+            return 0
+        async with self.pool.acquire() as conn:
+            replaced: int = await conn.fetchval(
+                f"with done as (update {self._s}.profile_keys k set wrapped_key = u.new "
+                "from unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) "
+                "as u(tenant_id, profile_id, old, new) "
+                "where k.tenant_id = u.tenant_id and k.profile_id = u.profile_id "
+                "and k.wrapped_key = u.old returning 1) select count(*) from done",
+                [r[0] for r in rewrapped],
+                [r[1] for r in rewrapped],
+                [r[2] for r in rewrapped],
+                [r[3] for r in rewrapped],
+            )
+        return replaced
+
+    async def count_keys_not_under(self, key_id: str) -> int:
+        async with self.pool.acquire() as conn:
+            count: int = await conn.fetchval(
+                f"select count(*) from {self._s}.profile_keys where get_byte(wrapped_key, 0) "
+                "<> 2 or substring(wrapped_key from 2 for 8) <> decode($1, 'hex')",
+                key_id,
+            )
+        return count
+
+    async def keyring_secret(self, name: str) -> bytes | None:
+        async with self.pool.acquire() as conn:
+            wrapped: bytes | None = await conn.fetchval(
+                f"select wrapped from {self._s}.keyring_secrets where name = $1", name
+            )
+        return wrapped
+
+    async def add_keyring_secret(self, name: str, wrapped: bytes) -> bytes:
+        """Store `wrapped` unless a secret of that name exists; the stored one."""
+        async with self.pool.acquire() as conn:
+            stored: bytes = await conn.fetchval(
+                f"insert into {self._s}.keyring_secrets (name, wrapped) values ($1, $2) "
+                "on conflict (name) do update set name = excluded.name returning wrapped",
+                name,
+                wrapped,
+            )
+        return stored
+
+    async def replace_keyring_secret(self, name: str, old: bytes, new: bytes) -> bool:
+        async with self.pool.acquire() as conn:
+            status: str = await conn.execute(
+                f"update {self._s}.keyring_secrets set wrapped = $3, updated_at = now() "
+                "where name = $1 and wrapped = $2",
+                name,
+                old,
+                new,
+            )
+        return status.endswith(" 1")
+
     async def keys(self, tenant_id: str, profile_ids: Sequence[str]) -> dict[str, bytes]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(

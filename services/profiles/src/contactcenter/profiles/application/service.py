@@ -15,6 +15,7 @@ Consistency model:
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,8 +32,14 @@ from contactcenter.contracts.errors import (
 from contactcenter.contracts.events import DomainEvent, registry, utc_now
 from contactcenter.contracts.streams import stream_id
 from contactcenter.eventstore import ANY, NO_STREAM, AppendResult, PostgresEventStore
-from contactcenter.profiles.adapters.crypto import KeyRing
-from contactcenter.profiles.adapters.tables import AuditEntry, HistoryRow, IdentityRow, Tables
+from contactcenter.profiles.adapters.crypto import HmacRefs, KeyRing
+from contactcenter.profiles.adapters.rotation import load_index_root
+from contactcenter.profiles.adapters.tables import (
+    AuditEntry,
+    HistoryRow,
+    IdentityRow,
+    Tables,
+)
 from contactcenter.profiles.domain import (
     PROFILE_STREAM,
     TENANT_STREAM,
@@ -117,6 +124,7 @@ class ProfilesApplication:
         self.keyring = keyring
         self._settings_ttl_s = settings_ttl_s
         self._settings: dict[str, tuple[float, TenantSettings]] = {}
+        self._index_lock = asyncio.Lock()
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -133,6 +141,14 @@ class ProfilesApplication:
         settings = await self.tables.tenant_settings(tenant_id)
         self._settings[tenant_id] = (now + self._settings_ttl_s, settings)
         return settings
+
+    async def identity_refs(self, tenant_id: str) -> HmacRefs:
+        """The tenant's identity-index secret; the first call loads the index root secret."""
+        if not self.keyring.has_index_root:
+            async with self._index_lock:
+                if not self.keyring.has_index_root:
+                    await load_index_root(self.tables, self.keyring)
+        return self.keyring.refs(tenant_id)
 
     async def _region(self, tenant_id: str, given: str) -> str | None:
         return given.strip().upper() or (await self.tenant_settings(tenant_id)).default_region
@@ -203,7 +219,7 @@ class ProfilesApplication:
             else None
         )
         identity = self._normalise(identity_in, region, "identity")
-        ref = self.keyring.refs(tenant).ref(identity)
+        ref = (await self.identity_refs(tenant)).ref(identity)
         for _ in range(10):
             row = await self.tables.find_identity(tenant, identity.kind, ref)
             if row is None:
@@ -241,7 +257,7 @@ class ProfilesApplication:
             identity,
             display_name,
             cipher,
-            self.keyring.refs(tenant),
+            await self.identity_refs(tenant),
             utc_now(),
         )
         try:
@@ -307,7 +323,7 @@ class ProfilesApplication:
             identity_in, await self._region(tenant, default_region), "identity"
         )
         row = await self.tables.find_identity(
-            tenant, identity.kind, self.keyring.refs(tenant).ref(identity)
+            tenant, identity.kind, (await self.identity_refs(tenant)).ref(identity)
         )
         if row is None or (not row.confirmed and row.origin == "create"):
             return []
@@ -391,7 +407,7 @@ class ProfilesApplication:
                 self._normalise(i, region, f"remove_identities[{n}]") for n, i in enumerate(remove)
             ],
         )
-        refs = self.keyring.refs(tenant)
+        refs = await self.identity_refs(tenant)
         stream = self.stream(tenant, effective)
         for attempt in range(5):
             state = await self._state(tenant, effective, open_data=True)
@@ -445,7 +461,7 @@ class ProfilesApplication:
         """Claim every added identity for the profile; one owned by another profile refuses
         the update (ALREADY_EXISTS: merge the profiles instead)."""
         claimed: list[tuple[str, str]] = []
-        refs = self.keyring.refs(tenant)
+        refs = await self.identity_refs(tenant)
         positions = {refs.ref(i): n for n, i in enumerate(command.add_identities)}
         for e in events:
             if not isinstance(e, IdentityAdded):
