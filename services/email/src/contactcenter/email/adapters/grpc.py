@@ -22,17 +22,23 @@ from contactcenter.email.domain import Routing, SkillRequirement, check_address
 from contactcenter.email.v1 import email_pb2 as pb
 from contactcenter.email.v1 import email_pb2_grpc as pb_grpc
 from contactcenter.eventstore import PgPool
-from contactcenter.grpckit import Role, ServiceRegistration, current_caller, pydantic_violations
+from contactcenter.grpckit import (
+    ALL_ROLES,
+    Role,
+    ServiceRegistration,
+    current_caller,
+    pydantic_violations,
+)
 
 _A, _S, _AD, _SV = Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.SERVICE
 
 METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "RegisterMailbox": frozenset({_AD, _SV}),
     "SetMailboxRouting": frozenset({_AD, _S, _SV}),
-    "GetMailbox": frozenset(Role),
-    "ListMailboxes": frozenset(Role),
+    "GetMailbox": ALL_ROLES,
+    "ListMailboxes": ALL_ROLES,
     "IngestMessage": frozenset({_SV, _AD}),
-    "GetMessage": frozenset(Role),
+    "GetMessage": ALL_ROLES,
     "SendReply": frozenset({_A, _S, _SV}),
     "ListQuarantine": frozenset({_S, _AD, _SV}),
     "ReprocessQuarantined": frozenset({_S, _AD, _SV}),
