@@ -19,6 +19,11 @@ def test_checked_in_asyncapi_is_current() -> None:
     )
     document = json.loads(rendered)
     channels = {c["address"] for c in document["channels"].values()}
-    assert channels == {"cc.interactions.events.v1", "cc.routing.events.v1", "cc.email.events.v1"}
+    assert channels == {
+        "cc.interactions.events.v1",
+        "cc.routing.events.v1",
+        "cc.email.events.v1",
+        "cc.profiles.events.v1",
+    }
     schemas = json.dumps(document["components"]["schemas"])
     assert all(model.__name__ in schemas for model in EVENT_TYPES)

@@ -20,6 +20,7 @@ from contactcenter.interactions.adapters.inbound import (
     EmailReactions,
     RoutingReactions,
 )
+from contactcenter.interactions.adapters.profiles import PROFILES_TOPIC, ProfileMerges
 from contactcenter.interactions.application import (
     AppendSignals,
     InteractionsApplication,
@@ -54,7 +55,7 @@ def definition(
         projections=projections,
         background=background,
         event_models=EVENT_TYPES,
-        consumes=(ROUTING_TOPIC, EMAIL_TOPIC),
+        consumes=(ROUTING_TOPIC, EMAIL_TOPIC, PROFILES_TOPIC),
     )
 
 
@@ -112,7 +113,11 @@ class InteractionsApp(ServiceApp):
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
         process_manager = ProcessManager(self._build(ctx))
-        return [RoutingReactions(process_manager), EmailReactions(process_manager, ctx.schema)]
+        return [
+            RoutingReactions(process_manager),
+            EmailReactions(process_manager, ctx.schema),
+            ProfileMerges(ctx.schema),
+        ]
 
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
         self._build(ctx)
