@@ -87,6 +87,7 @@ class _Row:
     received_at: datetime
     ignore_limits: bool
     data: bytes
+    hold_reason: str | None = None
     parsed: ParsedMessage | None = None
     error: Unprocessable | None = None
     profile_id: str | None = None
@@ -149,7 +150,7 @@ class Processor:
         s = '"' + schema.replace('"', '""') + '"'
         self._sql_claim = (
             "select i.id, i.tenant_id, i.mailbox_address, i.raw_sha256, i.envelope_from,"
-            " i.envelope_to, i.received_at, i.ignore_limits, b.data"
+            " i.envelope_to, i.received_at, i.ignore_limits, i.hold_reason, b.data"
             f" from {s}.inbox i join {s}.blobs b on b.sha256 = i.raw_sha256"
             " where i.status = 'pending' and ($2::bigint is null or i.id = $2)"
             " order by i.id limit $1 for update of i skip locked"
@@ -256,6 +257,7 @@ class Processor:
                 received_at=r["received_at"],
                 ignore_limits=r["ignore_limits"],
                 data=r["data"],
+                hold_reason=r["hold_reason"],
             )
             for r in records
         ]
@@ -265,14 +267,24 @@ class Processor:
             rows = self._rows(await conn.fetch(self._sql_claim, limit, only))
             if not rows:
                 return 0
+            # Held at intake (over the tenant's inbound rate): quarantined unparsed, unless
+            # reprocessed with ignore_limits.
+            held = [r for r in rows if r.hold_reason and not r.ignore_limits]
+            for row in held:
+                row.error = Unprocessable(
+                    row.hold_reason or "held", "over the tenant's limit when it was received"
+                )
+            to_parse = [r for r in rows if r.error is None]
             jobs: list[ParseJob] = [
                 (r.data, self._limits_for(r.tenant_id), r.envelope_from, r.ignore_limits)
-                for r in rows
+                for r in to_parse
             ]
-            for row, (parsed, reason, detail) in zip(rows, await self._parse(jobs), strict=True):
+            outcomes_of_parse = await self._parse(jobs) if jobs else []
+            for row, (parsed, reason, detail) in zip(to_parse, outcomes_of_parse, strict=True):
                 row.parsed = parsed
                 if reason is not None:
                     row.error = Unprocessable(reason, detail)
+            for row in rows:
                 row.data = b""
             index = await self._index(conn, rows)
             await self._resolve_profiles(rows)

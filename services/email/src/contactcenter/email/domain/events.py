@@ -222,6 +222,18 @@ class MailboxRoutingSet(DomainEvent):
     routing: Routing
 
 
+@event
+class TenantLimitsSet(DomainEvent):
+    """A tenant's intake limits (ConfigureTenant); 0 inbound per minute: no rate limit."""
+
+    event_type = "email.TenantLimitsSet.v1"
+
+    max_message_bytes: int
+    max_attachment_bytes: int
+    max_attachments: int
+    max_inbound_per_minute: int = 0
+
+
 EVENT_TYPES: Final[tuple[type[DomainEvent], ...]] = (
     EmailReceived,
     AutoReplyReceived,
@@ -234,4 +246,5 @@ EVENT_TYPES: Final[tuple[type[DomainEvent], ...]] = (
     ReplyFailed,
     MailboxRegistered,
     MailboxRoutingSet,
+    TenantLimitsSet,
 )
