@@ -18,6 +18,9 @@ def test_checked_in_asyncapi_is_current() -> None:
         "asyncapi > services/email/asyncapi.json"
     )
     document = json.loads(rendered)
-    assert {c["address"] for c in document["channels"].values()} == {"cc.email.events.v1"}
+    assert {c["address"] for c in document["channels"].values()} == {
+        "cc.email.events.v1",
+        "cc.interactions.events.v1",
+    }
     schemas = json.dumps(document["components"]["schemas"])
     assert all(model.__name__ in schemas for model in EVENT_TYPES)

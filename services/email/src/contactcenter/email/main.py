@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from contactcenter.email.adapters.blobs import PostgresBlobStore
+from contactcenter.email.adapters.contacts import INTERACTIONS_TOPIC, ThreadContacts
 from contactcenter.email.adapters.grpc import EmailServicer, registration
 from contactcenter.email.adapters.imap import ImapPoller
 from contactcenter.email.adapters.intake import IntakeWriter
@@ -45,7 +46,9 @@ def definition(app: EmailApp | None = None) -> ServiceDefinition:
         migrations=migrations_dir(__file__),
         grpc_services=app._grpc_services if app else lambda _: (),
         background=app._background if app else lambda _: (),
+        projections=lambda ctx: [ThreadContacts(ctx.schema)],
         event_models=EVENT_TYPES,
+        consumes=(INTERACTIONS_TOPIC,),
     )
 
 

@@ -679,7 +679,10 @@ class SendReplyRequest(_message.Message):
     AGENT_NAME_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     interaction_id: _builtins.str
-    """Required: the interaction the reply is recorded on."""
+    """The interaction the reply is recorded on; empty: the thread's contact now (as the
+    interactions service's events tell: after a transfer the same contact, after a customer
+    reply reopened a closed thread the new one).
+    """
     in_reply_to_message_id: _builtins.str
     """Required: the received message this answers (its thread gives the recipient and headers)."""
     body_text: _builtins.str

@@ -148,6 +148,10 @@ class Processor:
         #: Called with (tenant, message_id) after each commit (tests, metrics).
         self.processed = asyncio.Event()
         s = '"' + schema.replace('"', '""') + '"'
+        self._sql_thread_contact = (
+            f"select interaction_id, closed from {s}.thread_contacts"
+            " where tenant_id = $1 and thread_id = $2"
+        )
         self._sql_claim = (
             "select i.id, i.tenant_id, i.mailbox_address, i.raw_sha256, i.envelope_from,"
             " i.envelope_to, i.received_at, i.ignore_limits, i.hold_reason, b.data"
@@ -407,6 +411,15 @@ class Processor:
             if row.parsed is not None:
                 row.profile_id = self._profiles.get((row.tenant_id, row.parsed.from_address))
 
+    async def _thread_contact(
+        self, conn: PgConnection, tenant_id: str, thread_id: str
+    ) -> dict[str, Any]:
+        """The reply's thread's contact (adapters/contacts.py keeps `thread_contacts`)."""
+        row = await conn.fetchrow(self._sql_thread_contact, tenant_id, thread_id)
+        if row is None:
+            return {}
+        return {"interaction_id": row["interaction_id"], "contact_closed": row["closed"]}
+
     async def _quarantine(self, conn: PgConnection, row: _Row) -> Outcome:
         err = row.error
         assert err is not None
@@ -471,7 +484,7 @@ class Processor:
         attachments = [
             AttachmentRef(
                 uri=f"email://{message_id}/{n}",
-                attachment_id=f"{message_id}/{n}",
+                attachment_id=f"{message_id}.{n}",  # no "/": interactions refuses it in ids
                 file_name=a.file_name,
                 content_type=a.content_type,
                 size_bytes=a.size,
@@ -513,6 +526,11 @@ class Processor:
                 to_addresses=p.to_addresses,
                 in_reply_to=p.in_reply_to[0] if p.in_reply_to else None,
                 references=p.references,
+                **(
+                    {}
+                    if decision.new_thread
+                    else await self._thread_contact(conn, tenant, decision.thread_id)
+                ),
             )
             if decision.new_thread:
                 index.thread_rows.append(

@@ -77,6 +77,10 @@ class EmailReceived(DomainEvent):
     to_addresses: tuple[str, ...] = ()
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+    #: A reply: the thread's contact as this service last heard of it (interactions' events),
+    #: and whether it is closed (then the reply opens a new contact).
+    interaction_id: str | None = None
+    contact_closed: bool = False
 
 
 @event
