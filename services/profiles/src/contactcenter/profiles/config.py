@@ -28,10 +28,6 @@ class ProfilesSettings(ServiceSettings):
     #: Base64 of 32 random bytes. Wraps every profile's data key and derives the tenants'
     #: identity-index secrets: losing it loses every profile's personal data.
     master_key: SecretStr = SecretStr(DEV_ONLY_MASTER_KEY)
-    #: Earlier master keys still readable during a rotation (base64, comma-separated): keys
-    #: wrapped by them open; nothing new is wrapped with them. Empty once the rotation is done
-    #: (`python -m contactcenter.profiles rotate-master-key`, see adapters/rotation.py).
-    retired_master_keys: SecretStr = SecretStr("")
     #: The event loop of `python -m contactcenter.profiles` (and its worker processes): uvloop
     #: spends about a fifth less CPU per ResolveIdentity than asyncio's own loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -43,16 +39,6 @@ class ProfilesSettings(ServiceSettings):
         if len(key) != 32:
             raise ValueError("CC_PROFILES_MASTER_KEY must be base64 of 32 bytes")
         return key
-
-    def retired_master_keys_bytes(self) -> list[bytes]:
-        keys = []
-        for text in self.retired_master_keys.get_secret_value().split(","):
-            if text.strip():
-                key = base64.b64decode(text.strip())
-                if len(key) != 32:
-                    raise ValueError("CC_PROFILES_RETIRED_MASTER_KEYS: base64 of 32 bytes each")
-                keys.append(key)
-        return keys
 
     @property
     def uses_dev_master_key(self) -> bool:

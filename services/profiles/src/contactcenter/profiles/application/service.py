@@ -15,7 +15,6 @@ Consistency model:
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -32,8 +31,7 @@ from contactcenter.contracts.errors import (
 from contactcenter.contracts.events import DomainEvent, registry, utc_now
 from contactcenter.contracts.streams import stream_id
 from contactcenter.eventstore import ANY, NO_STREAM, AppendResult, PostgresEventStore
-from contactcenter.profiles.adapters.crypto import HmacRefs, KeyRing
-from contactcenter.profiles.adapters.rotation import load_index_root
+from contactcenter.profiles.adapters.crypto import KeyRing
 from contactcenter.profiles.adapters.tables import (
     AuditEntry,
     AuditRecord,
@@ -125,7 +123,6 @@ class ProfilesApplication:
         self.keyring = keyring
         self._settings_ttl_s = settings_ttl_s
         self._settings: dict[str, tuple[float, TenantSettings]] = {}
-        self._index_lock = asyncio.Lock()
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -142,14 +139,6 @@ class ProfilesApplication:
         settings = await self.tables.tenant_settings(tenant_id)
         self._settings[tenant_id] = (now + self._settings_ttl_s, settings)
         return settings
-
-    async def identity_refs(self, tenant_id: str) -> HmacRefs:
-        """The tenant's identity-index secret; the first call loads the index root secret."""
-        if not self.keyring.has_index_root:
-            async with self._index_lock:
-                if not self.keyring.has_index_root:
-                    await load_index_root(self.tables, self.keyring)
-        return self.keyring.refs(tenant_id)
 
     async def _region(self, tenant_id: str, given: str) -> str | None:
         return given.strip().upper() or (await self.tenant_settings(tenant_id)).default_region
@@ -220,7 +209,7 @@ class ProfilesApplication:
             else None
         )
         identity = self._normalise(identity_in, region, "identity")
-        ref = (await self.identity_refs(tenant)).ref(identity)
+        ref = self.keyring.refs(tenant).ref(identity)
         for _ in range(10):
             row = await self.tables.find_identity(tenant, identity.kind, ref)
             if row is None:
@@ -258,7 +247,7 @@ class ProfilesApplication:
             identity,
             display_name,
             cipher,
-            await self.identity_refs(tenant),
+            self.keyring.refs(tenant),
             utc_now(),
         )
         try:
@@ -324,7 +313,7 @@ class ProfilesApplication:
             identity_in, await self._region(tenant, default_region), "identity"
         )
         row = await self.tables.find_identity(
-            tenant, identity.kind, (await self.identity_refs(tenant)).ref(identity)
+            tenant, identity.kind, self.keyring.refs(tenant).ref(identity)
         )
         if row is None or (not row.confirmed and row.origin == "create"):
             return []
@@ -408,7 +397,7 @@ class ProfilesApplication:
                 self._normalise(i, region, f"remove_identities[{n}]") for n, i in enumerate(remove)
             ],
         )
-        refs = await self.identity_refs(tenant)
+        refs = self.keyring.refs(tenant)
         stream = self.stream(tenant, effective)
         for attempt in range(5):
             state = await self._state(tenant, effective, open_data=True)
@@ -462,7 +451,7 @@ class ProfilesApplication:
         """Claim every added identity for the profile; one owned by another profile refuses
         the update (ALREADY_EXISTS: merge the profiles instead)."""
         claimed: list[tuple[str, str]] = []
-        refs = await self.identity_refs(tenant)
+        refs = self.keyring.refs(tenant)
         positions = {refs.ref(i): n for n, i in enumerate(command.add_identities)}
         for e in events:
             if not isinstance(e, IdentityAdded):
