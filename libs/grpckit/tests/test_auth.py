@@ -162,7 +162,7 @@ async def test_configured_keys_with_rotation(make_server: MakeServer) -> None:
 
 def test_verifier_reads_tid_and_ignores_unknown_roles() -> None:
     token = jwt.encode(
-        {"sub": "u", "tid": "tenant-x", "roles": ["agent", "auditor"], "exp": 4_000_000_000},
+        {"sub": "u", "tid": "tenant-x", "roles": ["agent", "janitor"], "exp": 4_000_000_000},
         DEV_ONLY_SIGNING_KEY,
         "HS256",
     )
@@ -213,7 +213,7 @@ def test_current_caller_fails_closed_outside_an_rpc() -> None:
 
 def test_issue_token_refuses_unknown_roles() -> None:
     with pytest.raises(ValueError):
-        issue_token("t", ["auditor"], "u")
+        issue_token("t", ["janitor"], "u")
 
 
 def test_a_verified_token_is_remembered_only_until_it_expires(

@@ -21,6 +21,7 @@ def test_checked_in_asyncapi_is_current() -> None:
     assert {c["address"] for c in document["channels"].values()} == {
         "cc.email.events.v1",
         "cc.profiles.events.v1",  # ProfileErased
+        "cc.interactions.events.v1",
     }
     schemas = json.dumps(document["components"]["schemas"])
     assert all(model.__name__ in schemas for model in EVENT_TYPES)

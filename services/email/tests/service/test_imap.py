@@ -212,3 +212,30 @@ async def test_a_wrong_password_is_retried_and_never_logged(
     )
     assert wrong not in rows[0]["v"]
     assert wrong not in str(await api.events())
+
+
+async def test_imap_intake_over_the_tenant_rate_is_quarantined_and_reprocessable(
+    api: Any, dovecot: Dovecot, eventually: Any
+) -> None:
+    user = "rate-" + api.tenant_id[-6:]
+    with (dovecot.root / "passwd").open("a") as f:
+        f.write(f"{user}:{{PLAIN}}{PASSWORD}::::::\n")
+    await api.call("ConfigureTenant", limits=pb.TenantLimits(max_inbound_per_minute=1))
+    ids = [corpus.new_message_id() for _ in range(3)]
+    for message_id in ids:
+        await dovecot.append(user, corpus.plain(to=api.mailbox, message_id=message_id))
+    await api.register(
+        imap=pb.ImapAccount(
+            host="127.0.0.1", port=dovecot.port, username=user, password=PASSWORD, use_tls=False
+        )
+    )
+    quarantined = await api.wait_events("email.EmailQuarantined.v1", 2)
+    assert {e.data["reason"] for e in quarantined} == {"rate_limited"}
+    (received,) = await api.wait_events("email.EmailReceived.v1")
+    rows = await api.inbox_settled(3)
+    assert sorted(r["status"] for r in rows) == ["done", "quarantined", "quarantined"]
+    # Kept with its raw bytes: reprocessed later, it goes through.
+    await api.call("ReprocessQuarantined", quarantine_id=quarantined[0].data["quarantine_id"])
+    events = await api.wait_events("email.EmailReceived.v1", 2)
+    assert {e.data["internet_message_id"] for e in events} < set(ids)
+    assert received.data["internet_message_id"] in ids

@@ -12,6 +12,8 @@ import pytest
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.email import corpus
+from contactcenter.email.v1 import email_pb2 as pb
+from contactcenter.grpckit import Role
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -156,7 +158,15 @@ async def test_bad_input_is_quarantined_with_its_raw_bytes(
 ) -> None:
     await api.register()
     raw = make(api.mailbox)
-    await api.smtp_send(raw)
+    if reason == "oversized":
+        # Over the tenant's size limit: SMTP refuses it at DATA (the sender keeps it), a
+        # message taken in another way (IngestMessage, IMAP) is kept and quarantined.
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await api.smtp_send(raw)
+        assert refused.value.code == 552
+        await api.call("IngestMessage", mailbox_address=api.mailbox, raw=raw)
+    else:
+        await api.smtp_send(raw)
     (event,) = await api.wait_events("email.EmailQuarantined.v1")
     assert event.data["reason"] == reason
     listed = (await api.call("ListQuarantine")).messages
@@ -281,3 +291,103 @@ async def test_one_bad_delivery_does_not_fail_the_others(api: Any, stack: Any) -
     assert [isinstance(r, str) for r in results] == [True, True, True, False]
     received = await api.wait_events("email.EmailReceived.v1", 3)
     assert len(received) == 3
+
+
+# --- per-tenant limits (ConfigureTenant) -----------------------------------------------------
+
+
+def _limits(**fields: int) -> Any:
+    return pb.TenantLimits(**fields)
+
+
+def _two_attachments(to: str) -> bytes:
+    from email.message import EmailMessage
+
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = ANNA, to, "Two files"
+    m["Message-ID"] = f"<{corpus.new_message_id()}>"
+    m.set_content("Both attached.")
+    for name in ("a.txt", "b.txt"):
+        m.add_attachment(b"x" * 1_000, maintype="text", subtype="plain", filename=name)
+    return m.as_bytes()
+
+
+async def test_tenant_limits_are_set_persisted_and_enforced_at_smtp(
+    api: Any, stack: Any, eventually: Any
+) -> None:
+    await api.register()
+    set_ = await api.call(
+        "ConfigureTenant",
+        request_id="limits-1",
+        limits=_limits(max_message_bytes=50_000, max_attachments=1, max_inbound_per_minute=3),
+    )
+    limits = set_.limits
+    assert (limits.max_message_bytes, limits.max_attachments, limits.max_inbound_per_minute) == (
+        50_000,
+        1,
+        3,
+    )
+    assert limits.max_attachment_bytes == 50_000  # the default, capped by the message size
+    (row,) = await api.sql(
+        "select max_message_bytes, max_attachments, max_inbound_per_minute, version"
+        " from email.tenant_limits where tenant_id = $1",
+        api.tenant_id,
+    )
+    assert tuple(row) == (50_000, 1, 3, 1)
+    # The same request again changes nothing.
+    again = await api.call("ConfigureTenant", request_id="limits-1", limits=_limits())
+    assert again.limits == limits
+    assert (await api.wait_events("email.TenantLimitsSet.v1"))[0].data["max_attachments"] == 1
+
+    # Oversized for the tenant (under the listener's hard cap): 552 at DATA, nothing stored.
+    with pytest.raises(aiosmtplib.SMTPDataError) as oversized:
+        await api.smtp_send(corpus.with_attachment(ANNA, api.mailbox, 60_000))
+    assert oversized.value.code == 552
+    # Two attachments: accepted, then quarantined with the reason.
+    two = _two_attachments(api.mailbox)
+    await api.smtp_send(two)
+    (event,) = await api.wait_events("email.EmailQuarantined.v1")
+    assert event.data["reason"] == "too_many_attachments"
+    # The rate: three messages a minute (the quarantined one counts), then 452 at RCPT.
+    await api.smtp_send(corpus.plain(ANNA, api.mailbox, message_id=corpus.new_message_id()))
+    await api.smtp_send(corpus.plain(ANNA, api.mailbox, message_id=corpus.new_message_id()))
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as limited:
+        await api.smtp_send(corpus.plain(ANNA, api.mailbox, message_id=corpus.new_message_id()))
+    assert limited.value.recipients[0].code == 452
+    rows = await api.inbox_settled(3)
+    assert len(rows) == 3
+
+    # Raised: the same message goes through (every replica re-reads within seconds).
+    await api.call(
+        "ConfigureTenant",
+        limits=_limits(max_message_bytes=200_000, max_attachments=5, max_inbound_per_minute=0),
+    )
+    await api.smtp_send(corpus.with_attachment(ANNA, api.mailbox, 60_000))
+    await api.wait_events("email.EmailReceived.v1", 3)
+
+
+async def test_another_tenants_limits_do_not_apply(api: Any, stack: Any) -> None:
+    await api.register()
+    await api.smtp_send(corpus.with_attachment(ANNA, api.mailbox, 60_000))
+    await api.wait_events("email.EmailReceived.v1")
+
+
+async def test_bad_limits_name_the_field(api: Any) -> None:
+    for limits, field in (
+        (_limits(max_message_bytes=-1), "limits.max_message_bytes"),
+        (_limits(max_inbound_per_minute=-5), "limits.max_inbound_per_minute"),
+        (
+            _limits(max_message_bytes=1_000, max_attachment_bytes=2_000),
+            "limits.max_attachment_bytes",
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await api.call("ConfigureTenant", limits=limits)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in bad.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await api.stack.stub.ConfigureTenant(
+            pb.ConfigureTenantRequest(request_id="r", limits=_limits(max_attachments=2)),
+            metadata=api.md((Role.SERVICE,)),
+        )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -169,3 +169,203 @@ async def test_reply_to_an_auto_reply_or_unknown_message_is_refused(api: Any) ->
         )
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "body_text" in (bad.value.details() or "") and "agent_id" in (bad.value.details() or "")
+
+
+# --- the thread follows its contact (cc.interactions.events.v1) ------------------------------
+
+
+async def _interactions_call(api: Any, rpc: str, **fields: Any) -> Any:
+    import uuid
+
+    from contactcenter.grpckit import Role
+
+    request = getattr(ipb, f"{rpc}Request")(request_id=str(uuid.uuid4()), **fields)
+    return await getattr(api.stack.interactions, rpc)(
+        request, metadata=api.md((Role.SERVICE,)), timeout=10
+    )
+
+
+async def _thread_row(api: Any, thread_id: str) -> Any:
+    rows = await api.sql(
+        "select interaction_id, state, closed, agent_id, transfer_count"
+        " from email.thread_contacts where tenant_id = $1 and thread_id = $2",
+        api.tenant_id,
+        thread_id,
+    )
+    assert rows, "the thread has no contact yet"
+    return rows[0]
+
+
+async def _outbound_on(api: Any, interaction_id: str, count: int) -> None:
+    interaction = await api.interaction(interaction_id)
+    outbound = [m for m in interaction.messages if m.direction == ipb.MESSAGE_DIRECTION_OUTBOUND]
+    assert len(outbound) == count, outbound
+
+
+async def test_the_thread_follows_its_contact_through_transfer_and_completion(
+    api: Any, stack: Any, eventually: Any
+) -> None:
+    received, first = await _contact(api, eventually)  # assigned to agent-7
+    thread = received["thread_id"]
+
+    async def row_is(**expected: Any) -> Any:
+        row = await _thread_row(api, thread)
+        assert {k: row[k] for k in expected} == expected, dict(row)
+        return row
+
+    await eventually(lambda: row_is(interaction_id=first, agent_id="agent-7", closed=False))
+    await _interactions_call(api, "Connect", interaction_id=first)
+    await _interactions_call(
+        api,
+        "Transfer",
+        interaction_id=first,
+        mode=ipb.TRANSFER_MODE_CONSULTED,
+        to_agent_id="agent-9",
+        agent_id="agent-7",
+    )
+    await eventually(lambda: row_is(agent_id="agent-9", state="connected", transfer_count=1))
+
+    # After the transfer the new agent replies without naming the contact: it is recorded on it.
+    await api.call(
+        "SendReply",
+        in_reply_to_message_id=received["message_id"],
+        body_text="Hello Anna, I took over your case.",
+        agent_id="agent-9",
+    )
+    await eventually(lambda: _outbound_on(api, first, 1))
+    # The customer's reply joins the same contact, and says so.
+    await api.smtp_send(
+        corpus.gmail_reply(ANNA, api.mailbox, in_reply_to=received["internet_message_id"])
+    )
+    reply = (await api.wait_events("email.EmailReceived.v1", 2))[1].data
+    assert (reply["interaction_id"], reply["contact_closed"]) == (first, False)
+
+    # Completed: the thread's contact is closed; the next reply opens a new contact.
+    await _interactions_call(
+        api, "End", interaction_id=first, ended_by=ipb.ENDED_BY_AGENT, reason="resolved"
+    )
+    await _interactions_call(api, "Complete", interaction_id=first)
+    await eventually(lambda: row_is(interaction_id=first, state="completed", closed=True))
+    await api.smtp_send(
+        corpus.outlook_reply(ANNA, api.mailbox, in_reply_to=received["internet_message_id"])
+    )
+    late = (await api.wait_events("email.EmailReceived.v1", 3))[2].data
+    assert (late["thread_id"], late["interaction_id"], late["contact_closed"]) == (
+        thread,
+        first,
+        True,
+    )
+
+    async def reopened() -> str:
+        row = await _thread_row(api, thread)
+        assert row["interaction_id"] != first and not row["closed"], dict(row)
+        return str(row["interaction_id"])
+
+    second = await eventually(reopened)
+
+    async def both_contacts() -> None:
+        assert {i.interaction_id for i in await api.interactions()} == {first, second}
+
+    await eventually(both_contacts)
+    await api.assign(second, "agent-7")
+    await api.call(
+        "SendReply",
+        in_reply_to_message_id=received["message_id"],
+        body_text="Hello again Anna.",
+        agent_id="agent-7",
+    )
+    await eventually(lambda: _outbound_on(api, second, 1))
+    await _outbound_on(api, first, 1)
+
+
+async def test_interaction_events_apply_once_and_bad_ones_are_dead_lettered(
+    api: Any, stack: Any, eventually: Any
+) -> None:
+    import uuid
+
+    from aiokafka import AIOKafkaProducer
+
+    from contactcenter.contracts.events import utc_now
+    from contactcenter.messaging.cloudevents import EventEnvelope, encode
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+
+    async def publish(event_type: str, data: dict[str, Any], event_id: uuid.UUID) -> None:
+        record = encode(
+            EventEnvelope(
+                id=event_id,
+                type=f"interactions.{event_type}.v1",
+                source="/contactcenter/test-interactions",
+                subject="interaction",
+                time=utc_now(),
+                tenant_id=api.tenant_id,
+                data={"event_id": str(event_id), "tenant_id": api.tenant_id, **data},
+            )
+        )
+        await producer.send_and_wait(
+            "cc.interactions.events.v1", value=record.value, key=record.key, headers=record.headers
+        )
+
+    try:
+        created = uuid.uuid4()
+        await publish(
+            "InteractionCreated",
+            {"interaction_id": "i-x", "channel": "email", "external_ref": "thread-x"},
+            created,
+        )
+        transferred = uuid.uuid4()
+        transfer = {
+            "interaction_id": "i-x",
+            "mode": "consulted",
+            "from_agent_id": "a-1",
+            "to_agent_id": "a-2",
+        }
+        await publish("InteractionTransferred", transfer, transferred)
+        await publish("InteractionTransferred", transfer, transferred)  # redelivered
+        await publish("InteractionCreated", {"interaction_id": "i-x"}, created)  # redelivered
+        bad = uuid.uuid4()
+        await publish("InteractionQueued", {"queue_id": "q"}, bad)  # no interaction_id
+        marker = {"interaction_id": "i-x", "agent_id": "a-3"}
+        await publish("InteractionConnected", marker, uuid.uuid4())
+    finally:
+        await producer.stop()
+
+    async def settled() -> Any:
+        row = await _thread_row(api, "thread-x")
+        assert row["agent_id"] == "a-3", dict(row)
+        return row
+
+    row = await eventually(settled)
+    assert (row["interaction_id"], row["transfer_count"], row["state"]) == ("i-x", 1, "connected")
+    dead = await _dead_letters(stack.kafka_bootstrap, api.tenant_id)
+    assert bad in dead
+
+
+async def _dead_letters(bootstrap: str, tenant_id: str) -> set[Any]:
+    import asyncio
+    import contextlib
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from contactcenter.messaging.cloudevents import decode
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        topic = "cc.interactions.events.v1.dlq"
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen = set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(4):
+                while True:
+                    for records in (await consumer.getmany(timeout_ms=200)).values():
+                        for r in records:
+                            if r.key == tenant_id.encode():
+                                seen.add(decode(list(r.headers), r.value, key=r.key).id)
+        return seen
+    finally:
+        await consumer.stop()

@@ -13,6 +13,7 @@ from contactcenter.contracts.errors import (
     FailedPrecondition,
     IllegalTransition,
     NotFound,
+    ValidationFailed,
 )
 from contactcenter.interactions.domain import (
     Abandon,
@@ -295,6 +296,49 @@ def test_connect_from_offered_records_the_assignment_first(reach: Any) -> None:
     assert isinstance(assigned, InteractionAssigned) and assigned.offer_id == "o-1"
     assert isinstance(connected, InteractionConnected) and connected.ring_ms == 3_000
     assert assigned.occurred_at == connected.occurred_at
+
+
+def test_connect_straight_from_the_queue(reach: Any) -> None:
+    """The gateway connects a queued call to the agent who picked it: no offer ever made."""
+    story = reach(S.QUEUED)
+    assigned, connected = story.when(Connect(agent_id="a-5"), after=7)
+    assert isinstance(assigned, InteractionAssigned)
+    assert (assigned.agent_id, assigned.offer_id, assigned.queue_id) == ("a-5", None, "q-support")
+    assert isinstance(connected, InteractionConnected)
+    assert connected.agent_id == "a-5" and connected.first_answer is True
+    assert connected.ring_ms is None  # there was no offer
+    assert connected.queue_wait_ms == 7_000
+    state = story.interaction
+    assert (state.state, state.agent_id, state.participants) == (S.CONNECTED, "a-5", ("a-5",))
+    assert state.wait_duration() == s(7)
+
+
+def test_connect_a_direct_dialled_contact(reach: Any) -> None:
+    """Created and connected to the dialled agent without ever being queued."""
+    story = reach(S.CREATED)
+    assigned, connected = story.when(Connect(agent_id="a-5"), after=2)
+    assert isinstance(assigned, InteractionAssigned) and assigned.queue_id is None
+    assert isinstance(connected, InteractionConnected)
+    assert connected.queue_wait_ms is None and connected.total_wait_ms is None
+    assert story.interaction.state is S.CONNECTED
+
+
+@pytest.mark.parametrize("state", [S.CREATED, S.QUEUED])
+def test_connect_without_an_offer_must_name_the_agent(reach: Any, state: S) -> None:
+    story = reach(state)
+    before = list(story.history)
+    with pytest.raises(ValidationFailed) as error:
+        story.when(Connect())
+    assert [v.field for v in error.value.field_violations] == ["agent_id"]
+    assert story.history == before
+
+
+@pytest.mark.parametrize("state", [S.WRAP_UP, S.ENDED, S.COMPLETED, S.ABANDONED, S.FAILED])
+def test_connect_after_the_conversation_is_illegal(reach: Any, state: S) -> None:
+    story = reach(state)
+    with pytest.raises(IllegalTransition) as error:
+        story.when(Connect(agent_id="a-5"))
+    assert error.value.current_state == state.value
 
 
 def test_connect_by_another_agent_is_refused(reach: Any) -> None:

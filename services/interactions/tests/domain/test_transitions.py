@@ -110,6 +110,9 @@ MATRIX: dict[str, Row] = {
     "connect": Row(
         Connect(agent_id=AGENT),
         {
+            # straight to an agent (picked from the queue, or direct-dialled): assigned first
+            S.CREATED: ok("InteractionAssigned", "InteractionConnected", then=S.CONNECTED),
+            S.QUEUED: ok("InteractionAssigned", "InteractionConnected", then=S.CONNECTED),
             S.OFFERED: ok("InteractionAssigned", "InteractionConnected", then=S.CONNECTED),
             S.ASSIGNED: ok("InteractionConnected", then=S.CONNECTED),
         },

@@ -102,6 +102,21 @@ async def test_chat_messages_and_transcript_refusal(api, errors) -> None:
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_gateway_connects_a_queued_call_straight_to_an_agent(api, errors) -> None:
+    iid = (await api.create(queue=pb.QueueTarget(queue_id=QUEUE))).interaction_id
+    before = await api.version(iid)
+    with pytest.raises(grpc.aio.AioRpcError) as nameless:
+        await api.call("Connect", interaction_id=iid)
+    assert nameless.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(errors.violations(nameless.value)) == {"agent_id"}
+    assert await api.version(iid) == before
+    connected = await api.call("Connect", interaction_id=iid, agent_id=AGENT)
+    assert connected.result.state == pb.INTERACTION_STATE_CONNECTED
+    assert connected.result.version == before + 2  # assigned, then connected
+    got = await api.get(iid)
+    assert got.agent_id == AGENT and got.HasField("answer_time")
+
+
 async def test_illegal_transition_names_the_state_and_appends_nothing(api, errors) -> None:
     iid = (await api.create(queue=pb.QueueTarget(queue_id=QUEUE))).interaction_id
     before = await api.version(iid)

@@ -23,9 +23,13 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
     SERVICE = "service"  # another backend service or a gateway (IVR, telephony, chat widget)
+    #: Reads audit trails (e.g. the profiles service's access audit); granted only where a
+    #: method names it, never by default.
+    AUDITOR = "auditor"
 
 
-ALL_ROLES: frozenset[Role] = frozenset(Role)
+#: The operational roles: what a method allows when it names none (not AUDITOR).
+ALL_ROLES: frozenset[Role] = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.SERVICE})
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from contactcenter.email.adapters.blobs import PostgresBlobStore
+from contactcenter.email.adapters.contacts import INTERACTIONS_TOPIC, ThreadContacts
 from contactcenter.email.adapters.grpc import EmailServicer, registration
 from contactcenter.email.adapters.imap import ImapPoller
 from contactcenter.email.adapters.intake import IntakeWriter
@@ -23,6 +24,7 @@ from contactcenter.email.application.mailboxes import Mailboxes
 from contactcenter.email.application.processing import Processor
 from contactcenter.email.application.quarantine import Quarantine
 from contactcenter.email.application.replies import Replies, RetryPolicy, SmtpRelay
+from contactcenter.email.application.tenants import TenantSettings
 from contactcenter.email.config import EmailSettings
 from contactcenter.email.domain import EVENT_TYPES
 from contactcenter.grpckit import ServiceRegistration
@@ -45,9 +47,9 @@ def definition(app: EmailApp | None = None) -> ServiceDefinition:
         migrations=migrations_dir(__file__),
         grpc_services=app._grpc_services if app else lambda _: (),
         background=app._background if app else lambda _: (),
-        projections=lambda ctx: [EmailErasures(ctx.schema)],
+        projections=lambda ctx: [EmailErasures(ctx.schema), ThreadContacts(ctx.schema)],
         event_models=EVENT_TYPES,
-        consumes=(PROFILES_TOPIC,),
+        consumes=(PROFILES_TOPIC, INTERACTIONS_TOPIC),
     )
 
 
@@ -55,6 +57,7 @@ class EmailApp(ServiceApp):
     def __init__(self, settings: EmailSettings) -> None:
         self.email_settings = settings
         self.mailboxes: Mailboxes | None = None
+        self.tenants: TenantSettings | None = None
         self.writer: IntakeWriter | None = None
         self.processor: Processor | None = None
         self.replies: Replies | None = None
@@ -76,6 +79,7 @@ class EmailApp(ServiceApp):
         s = self.email_settings
         self.blobs = PostgresBlobStore(ctx.pool, ctx.schema)
         self.mailboxes = Mailboxes(ctx.pool, ctx.schema, ctx.store)
+        self.tenants = TenantSettings(ctx.pool, ctx.schema, ctx.store, s.limits_for)
         if s.profiles_grpc_address:
             self._profiles = GrpcProfileResolver(s.profiles_grpc_address, s.service_signing_key)
         if s.interactions_grpc_address:
@@ -89,7 +93,7 @@ class EmailApp(ServiceApp):
             self.blobs,
             self.mailboxes,
             resolver=self._profiles,
-            limits_for=s.limits_for,
+            limits_for=self.tenants.limits_for,
             own_domains=frozenset({s.message_id_domain.lower()}),
             batch_size=s.process_batch_size,
             profile_wait_s=s.profile_wait_s,
@@ -128,6 +132,7 @@ class EmailApp(ServiceApp):
             poll_interval_s=s.imap_poll_interval_s,
             timeout_s=s.imap_timeout_s,
             on_stored=self.processor.wake,
+            tenants=self.tenants,
         )
 
     def _grpc_services(self, ctx: ServiceContext) -> Sequence[ServiceRegistration]:
@@ -141,12 +146,13 @@ class EmailApp(ServiceApp):
             self.replies,
             self.quarantine,
             max_ingest_bytes=self.email_settings.smtp_max_message_bytes,
+            tenants=self.tenants,
         )
         return [registration(servicer)]
 
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
         self._build(ctx)
-        assert self.mailboxes and self.processor and self.replies and self.imap
+        assert self.mailboxes and self.processor and self.replies and self.imap and self.tenants
         processor = self.processor
 
         async def inbox_wakeups(stop: asyncio.Event) -> None:
@@ -166,6 +172,7 @@ class EmailApp(ServiceApp):
         loops: list[tuple[str, Loop]] = [
             ("inbox-wakeups", inbox_wakeups),
             ("mailbox-registry", self.mailboxes.run_refresh),
+            ("tenant-limits", self.tenants.run_refresh),
             ("reply-sender", self.replies.run),
         ]
         if self.email_settings.processing_enabled:
@@ -185,11 +192,13 @@ class EmailApp(ServiceApp):
     async def start(self) -> None:
         await super().start()
         assert self.mailboxes is not None and self.writer is not None
+        assert self.tenants is not None
         await self.mailboxes.refresh()
+        await self.tenants.refresh()
         s = self.email_settings
         if s.smtp_enabled:
             self.smtp = SmtpListener(
-                SmtpHandler(self.mailboxes, self.writer),
+                SmtpHandler(self.mailboxes, self.writer, self.tenants),
                 host=s.smtp_host,
                 port=s.smtp_port,
                 hostname=s.smtp_hostname,
@@ -208,6 +217,8 @@ class EmailApp(ServiceApp):
                         "smtp_hostname": s.smtp_hostname,
                         "smtp_max_message_bytes": s.smtp_max_message_bytes,
                         "log_level": s.log_level,
+                        "limits": s.limits.model_dump(),
+                        "tenant_limits": {t: v.model_dump() for t, v in s.tenant_limits.items()},
                     },
                     self.context.schema,
                 )

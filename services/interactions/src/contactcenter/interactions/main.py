@@ -22,6 +22,7 @@ from contactcenter.interactions.adapters.inbound import (
     ProfileErasures,
     RoutingReactions,
 )
+from contactcenter.interactions.adapters.profiles import ProfileMerges
 from contactcenter.interactions.application import (
     AppendSignals,
     InteractionsApplication,
@@ -132,6 +133,7 @@ class InteractionsApp(ServiceApp):
             RoutingReactions(process_manager),
             EmailReactions(process_manager, ctx.schema),
             ProfileErasures(self.privacy),
+            ProfileMerges(ctx.schema),
         ]
 
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:

@@ -71,6 +71,87 @@ MESSAGE_KIND_OUTBOUND: MessageKind.ValueType  # 5
 Global___MessageKind: _TypeAlias = MessageKind  # noqa: Y015
 
 @_typing.final
+class TenantLimits(_message.Message):
+    """A tenant's intake limits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_ATTACHMENT_BYTES_FIELD_NUMBER: _builtins.int
+    MAX_ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    MAX_INBOUND_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    max_message_bytes: _builtins.int
+    """Largest message, in bytes (0 in a request: the service's default)."""
+    max_attachment_bytes: _builtins.int
+    """Largest attachment, in bytes (0 in a request: the service's default)."""
+    max_attachments: _builtins.int
+    """Most attachments in one message (0 in a request: the service's default)."""
+    max_inbound_per_minute: _builtins.int
+    """Most messages received a minute for the tenant's mailboxes (0: no limit)."""
+    def __init__(
+        self,
+        *,
+        max_message_bytes: _builtins.int = ...,
+        max_attachment_bytes: _builtins.int = ...,
+        max_attachments: _builtins.int = ...,
+        max_inbound_per_minute: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_attachment_bytes", b"max_attachment_bytes", "max_attachments", b"max_attachments", "max_inbound_per_minute", b"max_inbound_per_minute", "max_message_bytes", b"max_message_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TenantLimits: _TypeAlias = TenantLimits  # noqa: Y015
+
+@_typing.final
+class ConfigureTenantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def limits(self) -> Global___TenantLimits:
+        """Replaces the tenant's limits."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        limits: Global___TenantLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureTenantRequest: _TypeAlias = ConfigureTenantRequest  # noqa: Y015
+
+@_typing.final
+class ConfigureTenantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limits(self) -> Global___TenantLimits:
+        """The tenant's limits now in force."""
+
+    def __init__(
+        self,
+        *,
+        limits: Global___TenantLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureTenantResponse: _TypeAlias = ConfigureTenantResponse  # noqa: Y015
+
+@_typing.final
 class MailboxRouting(_message.Message):
     """Where new email of a mailbox is queued."""
 
@@ -598,7 +679,10 @@ class SendReplyRequest(_message.Message):
     AGENT_NAME_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     interaction_id: _builtins.str
-    """Required: the interaction the reply is recorded on."""
+    """The interaction the reply is recorded on; empty: the thread's contact now (as the
+    interactions service's events tell: after a transfer the same contact, after a customer
+    reply reopened a closed thread the new one).
+    """
     in_reply_to_message_id: _builtins.str
     """Required: the received message this answers (its thread gives the recipient and headers)."""
     body_text: _builtins.str

@@ -79,6 +79,11 @@ class EmailServiceStub:
                 request_serializer=contactcenter_dot_email_dot_v1_dot_email__pb2.ReprocessQuarantinedRequest.SerializeToString,
                 response_deserializer=contactcenter_dot_email_dot_v1_dot_email__pb2.ReprocessQuarantinedResponse.FromString,
                 _registered_method=True)
+        self.ConfigureTenant = channel.unary_unary(
+                '/contactcenter.email.v1.EmailService/ConfigureTenant',
+                request_serializer=contactcenter_dot_email_dot_v1_dot_email__pb2.ConfigureTenantRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_email_dot_v1_dot_email__pb2.ConfigureTenantResponse.FromString,
+                _registered_method=True)
 
 
 class EmailServiceServicer:
@@ -149,6 +154,15 @@ class EmailServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfigureTenant(self, request, context):
+        """Sets the tenant's intake limits (admin only); persisted, and enforced by every replica
+        within seconds: SMTP answers 552 to a message over the size limit and 452 to a recipient
+        over the inbound rate; IMAP intake and processing quarantine with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmailServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +210,11 @@ def add_EmailServiceServicer_to_server(servicer, server):
                     servicer.ReprocessQuarantined,
                     request_deserializer=contactcenter_dot_email_dot_v1_dot_email__pb2.ReprocessQuarantinedRequest.FromString,
                     response_serializer=contactcenter_dot_email_dot_v1_dot_email__pb2.ReprocessQuarantinedResponse.SerializeToString,
+            ),
+            'ConfigureTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureTenant,
+                    request_deserializer=contactcenter_dot_email_dot_v1_dot_email__pb2.ConfigureTenantRequest.FromString,
+                    response_serializer=contactcenter_dot_email_dot_v1_dot_email__pb2.ConfigureTenantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +460,33 @@ class EmailService:
             '/contactcenter.email.v1.EmailService/ReprocessQuarantined',
             contactcenter_dot_email_dot_v1_dot_email__pb2.ReprocessQuarantinedRequest.SerializeToString,
             contactcenter_dot_email_dot_v1_dot_email__pb2.ReprocessQuarantinedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfigureTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.email.v1.EmailService/ConfigureTenant',
+            contactcenter_dot_email_dot_v1_dot_email__pb2.ConfigureTenantRequest.SerializeToString,
+            contactcenter_dot_email_dot_v1_dot_email__pb2.ConfigureTenantResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,11 @@ class EmailServiceStub:
     """Lists the tenant's quarantined messages (paged)."""
     ReprocessQuarantined: _grpc.UnaryUnaryMultiCallable[_email_pb2.ReprocessQuarantinedRequest, _email_pb2.ReprocessQuarantinedResponse]
     """Runs a quarantined message through processing again (e.g. after a limit was raised)."""
+    ConfigureTenant: _grpc.UnaryUnaryMultiCallable[_email_pb2.ConfigureTenantRequest, _email_pb2.ConfigureTenantResponse]
+    """Sets the tenant's intake limits (admin only); persisted, and enforced by every replica
+    within seconds: SMTP answers 552 to a message over the size limit and 452 to a recipient
+    over the inbound rate; IMAP intake and processing quarantine with the reason.
+    """
 
 @_typing.type_check_only
 class EmailServiceAsyncStub(EmailServiceStub):
@@ -94,6 +99,11 @@ class EmailServiceAsyncStub(EmailServiceStub):
     """Lists the tenant's quarantined messages (paged)."""
     ReprocessQuarantined: _aio.UnaryUnaryMultiCallable[_email_pb2.ReprocessQuarantinedRequest, _email_pb2.ReprocessQuarantinedResponse]  # type: ignore[assignment]
     """Runs a quarantined message through processing again (e.g. after a limit was raised)."""
+    ConfigureTenant: _aio.UnaryUnaryMultiCallable[_email_pb2.ConfigureTenantRequest, _email_pb2.ConfigureTenantResponse]  # type: ignore[assignment]
+    """Sets the tenant's intake limits (admin only); persisted, and enforced by every replica
+    within seconds: SMTP answers 552 to a message over the size limit and 452 to a recipient
+    over the inbound rate; IMAP intake and processing quarantine with the reason.
+    """
 
 class EmailServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -171,5 +181,16 @@ class EmailServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_email_pb2.ReprocessQuarantinedResponse, _abc.Awaitable[_email_pb2.ReprocessQuarantinedResponse]]:
         """Runs a quarantined message through processing again (e.g. after a limit was raised)."""
+
+    @_abc_1.abstractmethod
+    def ConfigureTenant(
+        self,
+        request: _email_pb2.ConfigureTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_email_pb2.ConfigureTenantResponse, _abc.Awaitable[_email_pb2.ConfigureTenantResponse]]:
+        """Sets the tenant's intake limits (admin only); persisted, and enforced by every replica
+        within seconds: SMTP answers 552 to a message over the size limit and 452 to a recipient
+        over the inbound rate; IMAP intake and processing quarantine with the reason.
+        """
 
 def add_EmailServiceServicer_to_server(servicer: EmailServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -943,3 +943,112 @@ class ConfigureTenantResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConfigureTenantResponse: _TypeAlias = ConfigureTenantResponse  # noqa: Y015
+
+@_typing.final
+class AccessAuditEntry(_message.Message):
+    """One access to a profile's personal data. Ids only, never personal data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_ID_FIELD_NUMBER: _builtins.int
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    entry_id: _builtins.int
+    """Unique and increasing in the order the accesses were recorded."""
+    profile_id: _builtins.str
+    """The profile accessed (as it was addressed after redirects: the surviving profile of a merge)."""
+    actor: _builtins.str
+    """The caller: the subject of its bearer token."""
+    action: _builtins.str
+    """What was done, e.g. "read", "search", "history", "update", "merge", "erase"."""
+    purpose: _builtins.str
+    """Why, as the caller stated it."""
+    request_id: _builtins.str
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The caller's roles at the time."""
+
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        entry_id: _builtins.int = ...,
+        profile_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
+        action: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "entry_id", b"entry_id", "occur_time", b"occur_time", "profile_id", b"profile_id", "purpose", b"purpose", "request_id", b"request_id", "roles", b"roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessAuditEntry: _TypeAlias = AccessAuditEntry  # noqa: Y015
+
+@_typing.final
+class ListAccessAuditRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    TIME_RANGE_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    profile_id: _builtins.str
+    """Only accesses to this profile (empty: every profile)."""
+    actor: _builtins.str
+    """Only accesses by this caller (empty: every caller)."""
+    @_builtins.property
+    def time_range(self) -> _common_pb2.TimeRange:
+        """Only accesses in [start_time, end_time); either bound may be absent."""
+
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        profile_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        time_range: _common_pb2.TimeRange | None = ...,
+        page: _common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "time_range", b"time_range"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "page", b"page", "profile_id", b"profile_id", "time_range", b"time_range"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessAuditRequest: _TypeAlias = ListAccessAuditRequest  # noqa: Y015
+
+@_typing.final
+class ListAccessAuditResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessAuditEntry]: ...
+    @_builtins.property
+    def page(self) -> _common_pb2.PageResponse: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___AccessAuditEntry] | None = ...,
+        page: _common_pb2.PageResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessAuditResponse: _TypeAlias = ListAccessAuditResponse  # noqa: Y015

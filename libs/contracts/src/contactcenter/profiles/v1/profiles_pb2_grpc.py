@@ -79,6 +79,11 @@ class ProfilesServiceStub:
                 request_serializer=contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ConfigureTenantRequest.SerializeToString,
                 response_deserializer=contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ConfigureTenantResponse.FromString,
                 _registered_method=True)
+        self.ListAccessAudit = channel.unary_unary(
+                '/contactcenter.profiles.v1.ProfilesService/ListAccessAudit',
+                request_serializer=contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ListAccessAuditRequest.SerializeToString,
+                response_deserializer=contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ListAccessAuditResponse.FromString,
+                _registered_method=True)
 
 
 class ProfilesServiceServicer:
@@ -147,6 +152,14 @@ class ProfilesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAccessAudit(self, request, context):
+        """The audit trail of access to personal data (who, when, which profile, why), newest first;
+        only callers with the auditor or admin role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProfilesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +207,11 @@ def add_ProfilesServiceServicer_to_server(servicer, server):
                     servicer.ConfigureTenant,
                     request_deserializer=contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ConfigureTenantRequest.FromString,
                     response_serializer=contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ConfigureTenantResponse.SerializeToString,
+            ),
+            'ListAccessAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccessAudit,
+                    request_deserializer=contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ListAccessAuditRequest.FromString,
+                    response_serializer=contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ListAccessAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -439,6 +457,33 @@ class ProfilesService:
             '/contactcenter.profiles.v1.ProfilesService/ConfigureTenant',
             contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ConfigureTenantRequest.SerializeToString,
             contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ConfigureTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccessAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/contactcenter.profiles.v1.ProfilesService/ListAccessAudit',
+            contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ListAccessAuditRequest.SerializeToString,
+            contactcenter_dot_profiles_dot_v1_dot_profiles__pb2.ListAccessAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,10 @@ class ProfilesServiceStub:
     """Finds profiles by identity or by name prefix."""
     ConfigureTenant: _grpc.UnaryUnaryMultiCallable[_profiles_pb2.ConfigureTenantRequest, _profiles_pb2.ConfigureTenantResponse]
     """Sets the tenant's default phone region and custom attribute schema (admin only)."""
+    ListAccessAudit: _grpc.UnaryUnaryMultiCallable[_profiles_pb2.ListAccessAuditRequest, _profiles_pb2.ListAccessAuditResponse]
+    """The audit trail of access to personal data (who, when, which profile, why), newest first;
+    only callers with the auditor or admin role.
+    """
 
 @_typing.type_check_only
 class ProfilesServiceAsyncStub(ProfilesServiceStub):
@@ -88,6 +92,10 @@ class ProfilesServiceAsyncStub(ProfilesServiceStub):
     """Finds profiles by identity or by name prefix."""
     ConfigureTenant: _aio.UnaryUnaryMultiCallable[_profiles_pb2.ConfigureTenantRequest, _profiles_pb2.ConfigureTenantResponse]  # type: ignore[assignment]
     """Sets the tenant's default phone region and custom attribute schema (admin only)."""
+    ListAccessAudit: _aio.UnaryUnaryMultiCallable[_profiles_pb2.ListAccessAuditRequest, _profiles_pb2.ListAccessAuditResponse]  # type: ignore[assignment]
+    """The audit trail of access to personal data (who, when, which profile, why), newest first;
+    only callers with the auditor or admin role.
+    """
 
 class ProfilesServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -161,5 +169,15 @@ class ProfilesServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_profiles_pb2.ConfigureTenantResponse, _abc.Awaitable[_profiles_pb2.ConfigureTenantResponse]]:
         """Sets the tenant's default phone region and custom attribute schema (admin only)."""
+
+    @_abc_1.abstractmethod
+    def ListAccessAudit(
+        self,
+        request: _profiles_pb2.ListAccessAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profiles_pb2.ListAccessAuditResponse, _abc.Awaitable[_profiles_pb2.ListAccessAuditResponse]]:
+        """The audit trail of access to personal data (who, when, which profile, why), newest first;
+        only callers with the auditor or admin role.
+        """
 
 def add_ProfilesServiceServicer_to_server(servicer: ProfilesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

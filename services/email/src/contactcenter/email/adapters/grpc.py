@@ -18,24 +18,32 @@ from contactcenter.email.adapters.intake import Delivery, Intake, IntakeWriter
 from contactcenter.email.application.mailboxes import ImapSettings, Mailboxes
 from contactcenter.email.application.quarantine import Quarantine
 from contactcenter.email.application.replies import Replies
-from contactcenter.email.domain import Routing, SkillRequirement, check_address
+from contactcenter.email.application.tenants import TenantSettings
+from contactcenter.email.domain import Routing, SkillRequirement, TenantLimits, check_address
 from contactcenter.email.v1 import email_pb2 as pb
 from contactcenter.email.v1 import email_pb2_grpc as pb_grpc
 from contactcenter.eventstore import PgPool
-from contactcenter.grpckit import Role, ServiceRegistration, current_caller, pydantic_violations
+from contactcenter.grpckit import (
+    ALL_ROLES,
+    Role,
+    ServiceRegistration,
+    current_caller,
+    pydantic_violations,
+)
 
 _A, _S, _AD, _SV = Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.SERVICE
 
 METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "RegisterMailbox": frozenset({_AD, _SV}),
     "SetMailboxRouting": frozenset({_AD, _S, _SV}),
-    "GetMailbox": frozenset(Role),
-    "ListMailboxes": frozenset(Role),
+    "GetMailbox": ALL_ROLES,
+    "ListMailboxes": ALL_ROLES,
     "IngestMessage": frozenset({_SV, _AD}),
-    "GetMessage": frozenset(Role),
+    "GetMessage": ALL_ROLES,
     "SendReply": frozenset({_A, _S, _SV}),
     "ListQuarantine": frozenset({_S, _AD, _SV}),
     "ReprocessQuarantined": frozenset({_S, _AD, _SV}),
+    "ConfigureTenant": frozenset({_AD}),
 }
 _KINDS: Final = {
     "customer": pb.MESSAGE_KIND_CUSTOMER,
@@ -151,7 +159,9 @@ class EmailServicer(pb_grpc.EmailServiceServicer):
         quarantine: Quarantine,
         *,
         max_ingest_bytes: int,
+        tenants: TenantSettings | None = None,
     ) -> None:
+        self._tenants = tenants
         self._pool = pool
         self._mailboxes = mailboxes
         self._writer = writer
@@ -336,6 +346,34 @@ class EmailServicer(pb_grpc.EmailServiceServicer):
             actor=caller.subject,
         )
         return pb.ReprocessQuarantinedResponse(message=_quarantined_pb(item))
+
+    async def ConfigureTenant(self, request: Any, context: Any) -> pb.ConfigureTenantResponse:
+        tenant = current_caller().tenant_id
+        _request_id(request.request_id)
+        assert self._tenants is not None
+        given = request.limits
+        default = self._tenants.default_limits(tenant)
+        max_message = given.max_message_bytes or default.max_message_bytes
+        limits = await self._tenants.configure(
+            tenant,
+            request.request_id,
+            TenantLimits(
+                max_message_bytes=max_message,
+                # The default attachment limit never exceeds the message limit given.
+                max_attachment_bytes=given.max_attachment_bytes
+                or min(default.max_attachment_bytes, max_message),
+                max_attachments=given.max_attachments or default.max_attachments,
+                max_inbound_per_minute=given.max_inbound_per_minute,
+            ),
+        )
+        return pb.ConfigureTenantResponse(
+            limits=pb.TenantLimits(
+                max_message_bytes=limits.max_message_bytes,
+                max_attachment_bytes=limits.max_attachment_bytes,
+                max_attachments=limits.max_attachments,
+                max_inbound_per_minute=limits.max_inbound_per_minute,
+            )
+        )
 
 
 def _quarantined_pb(q: Mapping[str, Any]) -> pb.QuarantinedMessage:

@@ -18,6 +18,7 @@ import aioimaplib
 
 from contactcenter.email.adapters.intake import Delivery, ImapCheckpoint, Intake, IntakeWriter
 from contactcenter.email.application.mailboxes import ImapMailbox, Mailboxes
+from contactcenter.email.application.tenants import TenantSettings
 from contactcenter.eventstore import PgPool
 
 _log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ class ImapPoller:
         fetch_batch: int = 50,
         timeout_s: float = 60.0,
         on_stored: Any = None,
+        tenants: TenantSettings | None = None,
     ) -> None:
+        self._tenants = tenants
         self._pool = pool
         self._writer = writer
         self._mailboxes = mailboxes
@@ -195,6 +198,12 @@ class ImapPoller:
             ]
             # One transaction: the messages, their work-queue rows and the new checkpoint.
             async with self._pool.acquire() as conn, conn.transaction():
+                if self._tenants is not None:
+                    # Over the tenant's inbound rate: kept, and quarantined as rate_limited.
+                    room = await self._tenants.inbound_room(mailbox.tenant_id, conn)
+                    if room is not None:
+                        for intake in intakes[room:]:
+                            intake.hold_reason = "rate_limited"
                 await self._writer.write_in(conn, intakes)
             if self._on_stored is not None:
                 self._on_stored()

@@ -37,6 +37,8 @@ class Intake:
     envelope_to: Sequence[str] = ()
     checkpoint: ImapCheckpoint | None = None
     sha256: str = field(default="")
+    #: Kept, but to be quarantined with this reason when processed (e.g. "rate_limited").
+    hold_reason: str | None = None
 
 
 class IntakeWriter:
@@ -58,8 +60,8 @@ class IntakeWriter:
         s = '"' + schema.replace('"', '""') + '"'
         self._sql_inbox = (
             f"insert into {s}.inbox (tenant_id, mailbox_address, raw_sha256, source,"
-            " envelope_from, envelope_to) select * from unnest($1::text[], $2::text[],"
-            " $3::text[], $4::text[], $5::text[], $6::text[])"
+            " envelope_from, envelope_to, hold_reason) select * from unnest($1::text[],"
+            " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])"
         )
         self._sql_checkpoint = (
             f"insert into {s}.imap_state as o (address, uidvalidity, last_uid) values ($1, $2, $3)"
@@ -126,6 +128,7 @@ class IntakeWriter:
                 [i.source for i, _ in rows],
                 [i.envelope_from for i, _ in rows],
                 [",".join(i.envelope_to) for i, _ in rows],
+                [i.hold_reason for i, _ in rows],
             )
         checkpoints: dict[str, ImapCheckpoint] = {}
         for i in intakes:

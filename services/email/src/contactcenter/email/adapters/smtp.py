@@ -3,8 +3,12 @@
 RCPT is accepted only for a registered mailbox address or its `local+<token>@domain`
 variant (550 otherwise). DATA is answered 250 only after the raw bytes and their work-queue
 rows are committed (a 250 means durable); a storage failure answers 451 so the sender
-retries. Messages over the hard size cap are refused by aiosmtpd with 552; smaller ones over
-a tenant's limit are kept and quarantined.
+retries. Messages over the hard size cap are refused by aiosmtpd with 552.
+
+Tenant limits (ConfigureTenant): RCPT to a mailbox whose tenant received its
+`max_inbound_per_minute` in the last minute is answered 452 (the sender retries later); DATA
+larger than the `max_message_bytes` of every recipient's tenant is answered 552 (a message that
+fits some of them is kept, and quarantined as oversized for the others).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from contactcenter.email.adapters.intake import Delivery, Intake, IntakeWriter
 from contactcenter.email.application.mailboxes import Mailboxes
+from contactcenter.email.application.tenants import TenantSettings
 from contactcenter.email.domain import base_address
 
 _log = logging.getLogger(__name__)
@@ -28,9 +33,12 @@ def _text(value: str | None) -> str:
 
 
 class SmtpHandler:
-    def __init__(self, mailboxes: Mailboxes, writer: IntakeWriter) -> None:
+    def __init__(
+        self, mailboxes: Mailboxes, writer: IntakeWriter, tenants: TenantSettings | None = None
+    ) -> None:
         self._mailboxes = mailboxes
         self._writer = writer
+        self._tenants = tenants
 
     async def handle_RCPT(
         self,
@@ -40,8 +48,17 @@ class SmtpHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        if self._mailboxes.lookup(base_address(address)) is None:
+        entry = self._mailboxes.lookup(base_address(address))
+        if entry is None:
             return f"550 5.1.1 <{address}>: no such mailbox here"
+        if self._tenants is not None:
+            try:
+                room = await self._tenants.inbound_room(entry.tenant_id)
+            except Exception as exc:
+                _log.warning("could not count the inbound rate (answered 451): %r", exc)
+                return "451 4.3.0 temporary failure, try again later"
+            if room == 0:
+                return f"452 4.7.0 <{address}>: too many messages this minute, try again later"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -56,6 +73,13 @@ class SmtpHandler:
                 deliveries.setdefault(entry.address, Delivery(entry.tenant_id, entry.address))
         if not deliveries:
             return "554 5.5.1 no valid recipients"
+        if self._tenants is not None:
+            limits = [
+                self._tenants.tenant_limits(d.tenant_id).max_message_bytes
+                for d in deliveries.values()
+            ]
+            if len(raw) > max(limits):
+                return f"552 5.3.4 message size exceeds the limit of {max(limits)} bytes"
         try:
             sha = await self._writer.submit(
                 Intake(

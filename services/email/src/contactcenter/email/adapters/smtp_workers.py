@@ -17,6 +17,7 @@ from contactcenter.email.adapters.blobs import PostgresBlobStore
 from contactcenter.email.adapters.intake import IntakeWriter
 from contactcenter.email.adapters.smtp import SmtpHandler, SmtpListener
 from contactcenter.email.application.mailboxes import Mailboxes
+from contactcenter.email.application.tenants import TenantSettings
 from contactcenter.eventstore import PostgresEventStore, create_pool
 
 _log = logging.getLogger(__name__)
@@ -27,8 +28,9 @@ def inbox_channel(schema: str) -> str:
 
 
 async def _serve(settings: dict[str, Any], schema: str, port: int, ready: Any) -> None:
-    """`settings`: database_url, smtp_host, smtp_hostname, smtp_max_message_bytes, log_level
-    (plain values: nothing secret crosses to the worker but the database URL)."""
+    """`settings`: database_url, smtp_host, smtp_hostname, smtp_max_message_bytes, log_level,
+    limits and tenant_limits (the configured defaults, as dicts) (plain values: nothing secret
+    crosses to the worker but the database URL)."""
     from contactcenter.observability import setup_telemetry
 
     setup_telemetry("email-smtp", log_level=settings["log_level"])
@@ -39,6 +41,14 @@ async def _serve(settings: dict[str, Any], schema: str, port: int, ready: Any) -
         loop.add_signal_handler(sig, stop.set)
     mailboxes = Mailboxes(pool, schema, PostgresEventStore(pool, schema, notify=False))
     await mailboxes.refresh()
+    from contactcenter.email.config import LimitSettings
+
+    default = LimitSettings(**settings["limits"])
+    per_tenant = {t: LimitSettings(**v) for t, v in settings["tenant_limits"].items()}
+    tenants = TenantSettings(
+        pool, schema, None, lambda tenant: per_tenant.get(tenant, default).limits()
+    )
+    await tenants.refresh()
     channel = inbox_channel(schema)
     pending = False
 
@@ -59,7 +69,7 @@ async def _serve(settings: dict[str, Any], schema: str, port: int, ready: Any) -
 
     writer = IntakeWriter(pool, schema, PostgresBlobStore(pool, schema), on_committed=committed)
     listener = SmtpListener(
-        SmtpHandler(mailboxes, writer),
+        SmtpHandler(mailboxes, writer, tenants),
         host=settings["smtp_host"],
         port=port,
         hostname=settings["smtp_hostname"],
@@ -69,11 +79,13 @@ async def _serve(settings: dict[str, Any], schema: str, port: int, ready: Any) -
     await listener.start()
     ready.set()
     refresh = asyncio.create_task(mailboxes.run_refresh(stop, 1.0))
+    refresh_limits = asyncio.create_task(tenants.run_refresh(stop, 1.0))
     try:
         await stop.wait()
     finally:
         await listener.stop()
         await refresh
+        await refresh_limits
         await pool.close()
 
 

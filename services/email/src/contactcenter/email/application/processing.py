@@ -87,6 +87,7 @@ class _Row:
     received_at: datetime
     ignore_limits: bool
     data: bytes
+    hold_reason: str | None = None
     parsed: ParsedMessage | None = None
     error: Unprocessable | None = None
     profile_id: str | None = None
@@ -147,9 +148,13 @@ class Processor:
         #: Called with (tenant, message_id) after each commit (tests, metrics).
         self.processed = asyncio.Event()
         s = '"' + schema.replace('"', '""') + '"'
+        self._sql_thread_contact = (
+            f"select interaction_id, closed from {s}.thread_contacts"
+            " where tenant_id = $1 and thread_id = $2"
+        )
         self._sql_claim = (
             "select i.id, i.tenant_id, i.mailbox_address, i.raw_sha256, i.envelope_from,"
-            " i.envelope_to, i.received_at, i.ignore_limits, b.data"
+            " i.envelope_to, i.received_at, i.ignore_limits, i.hold_reason, b.data"
             f" from {s}.inbox i join {s}.blobs b on b.sha256 = i.raw_sha256"
             " where i.status = 'pending' and ($2::bigint is null or i.id = $2)"
             " order by i.id limit $1 for update of i skip locked"
@@ -256,6 +261,7 @@ class Processor:
                 received_at=r["received_at"],
                 ignore_limits=r["ignore_limits"],
                 data=r["data"],
+                hold_reason=r["hold_reason"],
             )
             for r in records
         ]
@@ -265,14 +271,24 @@ class Processor:
             rows = self._rows(await conn.fetch(self._sql_claim, limit, only))
             if not rows:
                 return 0
+            # Held at intake (over the tenant's inbound rate): quarantined unparsed, unless
+            # reprocessed with ignore_limits.
+            held = [r for r in rows if r.hold_reason and not r.ignore_limits]
+            for row in held:
+                row.error = Unprocessable(
+                    row.hold_reason or "held", "over the tenant's limit when it was received"
+                )
+            to_parse = [r for r in rows if r.error is None]
             jobs: list[ParseJob] = [
                 (r.data, self._limits_for(r.tenant_id), r.envelope_from, r.ignore_limits)
-                for r in rows
+                for r in to_parse
             ]
-            for row, (parsed, reason, detail) in zip(rows, await self._parse(jobs), strict=True):
+            outcomes_of_parse = await self._parse(jobs) if jobs else []
+            for row, (parsed, reason, detail) in zip(to_parse, outcomes_of_parse, strict=True):
                 row.parsed = parsed
                 if reason is not None:
                     row.error = Unprocessable(reason, detail)
+            for row in rows:
                 row.data = b""
             index = await self._index(conn, rows)
             await self._resolve_profiles(rows)
@@ -395,6 +411,15 @@ class Processor:
             if row.parsed is not None:
                 row.profile_id = self._profiles.get((row.tenant_id, row.parsed.from_address))
 
+    async def _thread_contact(
+        self, conn: PgConnection, tenant_id: str, thread_id: str
+    ) -> dict[str, Any]:
+        """The reply's thread's contact (adapters/contacts.py keeps `thread_contacts`)."""
+        row = await conn.fetchrow(self._sql_thread_contact, tenant_id, thread_id)
+        if row is None:
+            return {}
+        return {"interaction_id": row["interaction_id"], "contact_closed": row["closed"]}
+
     async def _quarantine(self, conn: PgConnection, row: _Row) -> Outcome:
         err = row.error
         assert err is not None
@@ -459,7 +484,7 @@ class Processor:
         attachments = [
             AttachmentRef(
                 uri=f"email://{message_id}/{n}",
-                attachment_id=f"{message_id}/{n}",
+                attachment_id=f"{message_id}.{n}",  # no "/": interactions refuses it in ids
                 file_name=a.file_name,
                 content_type=a.content_type,
                 size_bytes=a.size,
@@ -501,6 +526,11 @@ class Processor:
                 to_addresses=p.to_addresses,
                 in_reply_to=p.in_reply_to[0] if p.in_reply_to else None,
                 references=p.references,
+                **(
+                    {}
+                    if decision.new_thread
+                    else await self._thread_contact(conn, tenant, decision.thread_id)
+                ),
             )
             if decision.new_thread:
                 index.thread_rows.append(

@@ -37,8 +37,8 @@ class Quarantine:
             f"update {s}.quarantine set status = 'REPROCESSED' where quarantine_id = $1"
         )
         self._sql_requeue = (
-            f"update {s}.inbox set status = 'pending', ignore_limits = $2, processed_at = null"
-            " where id = $1"
+            f"update {s}.inbox set status = 'pending', ignore_limits = $2, processed_at = null,"
+            " hold_reason = null where id = $1"
         )
 
     async def list(self, tenant_id: str, after: str, limit: int) -> list[Mapping[str, Any]]:

@@ -104,6 +104,10 @@ class Replies:
         self._retry = retry
         self._wake = asyncio.Event()
         s = '"' + schema.replace('"', '""') + '"'
+        self._sql_thread_contact = (
+            f"select interaction_id from {s}.thread_contacts where tenant_id = $1"
+            " and thread_id = $2"
+        )
         self._sql_original = (
             f"select view::text as view, thread_id, mailbox_address, kind from {s}.messages"
             " where tenant_id = $1 and message_id = $2"
@@ -149,7 +153,6 @@ class Replies:
             (name, "is required")
             for name, value in (
                 ("request_id", request_id),
-                ("interaction_id", interaction_id),
                 ("in_reply_to_message_id", in_reply_to_message_id),
                 ("body_text", body_text.strip()),
                 ("agent_id", agent_id),
@@ -184,6 +187,16 @@ class Replies:
                 "only a customer's email (or our reply on its thread) can be answered",
                 current_state=row["kind"],
             )
+        if not interaction_id:
+            # The thread's contact now (after a transfer, the same contact with its new agent;
+            # after a reply reopened the thread, the new contact).
+            async with self._pool.acquire() as conn:
+                current = await conn.fetchval(self._sql_thread_contact, tenant_id, thread_id)
+            if current is None:
+                raise ValidationFailed(
+                    [("interaction_id", "required: the thread's contact is not known yet")]
+                )
+            interaction_id = current
         mailbox_address = row["mailbox_address"]
         mailbox = self._mailboxes.lookup(mailbox_address)
         to_address = (

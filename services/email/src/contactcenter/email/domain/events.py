@@ -77,6 +77,10 @@ class EmailReceived(DomainEvent):
     to_addresses: tuple[str, ...] = ()
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+    #: A reply: the thread's contact as this service last heard of it (interactions' events),
+    #: and whether it is closed (then the reply opens a new contact).
+    interaction_id: str | None = None
+    contact_closed: bool = False
 
 
 @event
@@ -222,6 +226,18 @@ class MailboxRoutingSet(DomainEvent):
     routing: Routing
 
 
+@event
+class TenantLimitsSet(DomainEvent):
+    """A tenant's intake limits (ConfigureTenant); 0 inbound per minute: no rate limit."""
+
+    event_type = "email.TenantLimitsSet.v1"
+
+    max_message_bytes: int
+    max_attachment_bytes: int
+    max_attachments: int
+    max_inbound_per_minute: int = 0
+
+
 EVENT_TYPES: Final[tuple[type[DomainEvent], ...]] = (
     EmailReceived,
     AutoReplyReceived,
@@ -234,4 +250,5 @@ EVENT_TYPES: Final[tuple[type[DomainEvent], ...]] = (
     ReplyFailed,
     MailboxRegistered,
     MailboxRoutingSet,
+    TenantLimitsSet,
 )

@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 from contactcenter.common.v1 import common_pb2
 from contactcenter.contracts.errors import PermissionDenied
 from contactcenter.contracts.events import utc_now
-from contactcenter.grpckit import Caller, Role, ServiceRegistration, current_caller
+from contactcenter.grpckit import ALL_ROLES, Caller, Role, ServiceRegistration, current_caller
 from contactcenter.interactions.adapters import proto
 from contactcenter.interactions.application import (
     CommandOutcome,
@@ -85,9 +85,9 @@ METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "AddNote": _OPERATORS,
     "AppendTranscript": frozenset({_SV}),
     "RecordSatisfaction": frozenset({_SV}),
-    "GetInteraction": frozenset(Role),
-    "ListInteractions": frozenset(Role),
-    "WatchInteraction": frozenset(Role),
+    "GetInteraction": ALL_ROLES,
+    "ListInteractions": ALL_ROLES,
+    "WatchInteraction": ALL_ROLES,
 }
 
 _TOKEN_VERSION: Final = 1

@@ -24,8 +24,10 @@ from uuid import uuid4
 from contactcenter.contracts.errors import (
     AlreadyExists,
     FailedPrecondition,
+    FieldViolation,
     IllegalTransition,
     NotFound,
+    ValidationFailed,
 )
 from contactcenter.interactions.domain.commands import (
     Abandon,
@@ -124,7 +126,9 @@ ALLOWED_FROM: Final[Mapping[type[Command], frozenset[InteractionState]]] = {
     Enqueue: frozenset({S.CREATED, S.QUEUED}),
     Offer: frozenset({S.QUEUED, S.OFFERED}),
     Assign: frozenset({S.QUEUED, S.OFFERED, S.ASSIGNED, S.CONNECTED, S.ON_HOLD}),
-    Connect: frozenset({S.OFFERED, S.ASSIGNED}),
+    # CREATED/QUEUED: a gateway connects a contact straight to an agent (the agent picked the
+    # call from the queue, or it was direct-dialled); it must name the agent (see `_connect`).
+    Connect: frozenset({S.CREATED, S.QUEUED, S.OFFERED, S.ASSIGNED}),
     Hold: frozenset({S.CONNECTED}),
     Resume: frozenset({S.ON_HOLD}),
     Transfer: frozenset({S.CONNECTED, S.ON_HOLD}),
@@ -650,7 +654,22 @@ def _assign(d: _Decision, c: Assign) -> None:
 
 def _connect(d: _Decision, c: Connect) -> None:
     state = d.state
-    if state.state is S.OFFERED:
+    if state.state in (S.CREATED, S.QUEUED):
+        # No offer: the gateway connected the contact to an agent it names; the assignment is
+        # recorded first (without an offer), as routing would have done.
+        if not given(c.agent_id):
+            raise ValidationFailed(
+                [
+                    FieldViolation(
+                        "agent_id",
+                        f"required to connect interaction {state.interaction_id!r}: it is "
+                        f"{state.state.value} and no agent was offered or assigned",
+                    )
+                ]
+            )
+        assert c.agent_id is not None
+        d.emit(InteractionAssigned, agent_id=c.agent_id, offer_id=None, queue_id=state.queue_id)
+    elif state.state is S.OFFERED:
         if given(c.agent_id) and c.agent_id != state.offered_agent_id:
             raise precondition(
                 state,

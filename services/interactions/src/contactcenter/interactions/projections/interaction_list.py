@@ -311,6 +311,21 @@ class InteractionList:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
         self._table = f"{_quote(schema)}.interaction_list"
+        self._merges = f"{_quote(schema)}.profile_merges"
+
+    def _customer(self, profile: str) -> str:
+        """SQL: the row's customer is `profile` ($n), the profile it was merged into, or any
+        profile merged into that one (adapters/profiles.py keeps `profile_merges`)."""
+        merges = self._merges
+        winner = (
+            f"coalesce((select m.target_profile_id from {merges} m "
+            f"where m.tenant_id = $1 and m.profile_id = {profile}), {profile})"
+        )
+        return (
+            f"customer_profile_id = any(array(select {winner} union all "
+            f"select m.profile_id from {merges} m where m.tenant_id = $1 "
+            f"and m.target_profile_id = {winner}))"
+        )
 
     async def previous_contacts(
         self, tenant_id: str, profile_id: str, *, since: datetime, until: datetime
@@ -318,7 +333,7 @@ class InteractionList:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 "select interaction_id, created_at, handled, intent "
-                f"from {self._table} where tenant_id = $1 and customer_profile_id = $2 "
+                f"from {self._table} where tenant_id = $1 and {self._customer('$2')} "
                 "and created_at >= $3 and created_at < $4 "
                 "order by created_at desc, interaction_id desc limit $5",
                 tenant_id,
@@ -357,7 +372,7 @@ class InteractionList:
         if where.agent_id:
             conditions.append(f"agent_id = {arg(where.agent_id)}")
         if where.customer_profile_id:
-            conditions.append(f"customer_profile_id = {arg(where.customer_profile_id)}")
+            conditions.append(self._customer(arg(where.customer_profile_id)))
         if where.created_from is not None:
             conditions.append(f"created_at >= {arg(where.created_from)}")
         if where.created_before is not None:

@@ -23,7 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.contracts.errors import FieldViolation, ValidationFailed
-from contactcenter.grpckit import Caller, Role, ServiceRegistration, current_caller
+from contactcenter.grpckit import ALL_ROLES, Caller, Role, ServiceRegistration, current_caller
 from contactcenter.profiles.application import (
     Actor,
     IdentityInput,
@@ -49,14 +49,15 @@ _A, _S, _AD, _SV = Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.SERVICE
 #: automated dedup jobs: SERVICE) merge; only admins erase or configure the tenant.
 METHOD_ROLES: Final[Mapping[str, frozenset[Role]]] = {
     "ResolveIdentity": frozenset({_SV, _A, _S, _AD}),
-    "GetProfile": frozenset(Role),
+    "GetProfile": ALL_ROLES,
     "UpdateProfile": frozenset({_SV, _A, _S, _AD}),
     "MergeProfiles": frozenset({_SV, _S, _AD}),
     "UnmergeProfile": frozenset({_S, _AD}),
     "EraseProfile": frozenset({_AD}),
-    "History": frozenset(Role),
-    "Search": frozenset(Role),
+    "History": ALL_ROLES,
+    "Search": ALL_ROLES,
     "ConfigureTenant": frozenset({_AD}),
+    "ListAccessAudit": frozenset({Role.AUDITOR, _AD}),
 }
 
 DEFAULT_PAGE: Final = 20
@@ -447,3 +448,52 @@ class ProfilesServicer(pb_grpc.ProfilesServiceServicer):
                 for a in settings.schema.attributes
             ],
         )
+
+    async def ListAccessAudit(
+        self, request: pb.ListAccessAuditRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccessAuditResponse:
+        too_long = [
+            FieldViolation(name, "longer than 128 characters")
+            for name, value in (("profile_id", request.profile_id), ("actor", request.actor))
+            if len(value) > 128
+        ]
+        if too_long:
+            raise ValidationFailed(too_long)
+        size, token = _page(request.page)
+        cursor = _decode_token(token, 2)
+        before = None
+        if cursor is not None:
+            try:
+                before = (datetime.fromisoformat(cursor[0]), int(cursor[1]))
+            except ValueError:
+                raise ValidationFailed([("page.page_token", "not a valid token")]) from None
+        span = request.time_range
+        rows, following = await self.app.access_audit(
+            _actor(),
+            profile_id=request.profile_id or None,
+            subject=request.actor or None,
+            since=span.start_time.ToDatetime(UTC) if span.HasField("start_time") else None,
+            until=span.end_time.ToDatetime(UTC) if span.HasField("end_time") else None,
+            before=before,
+            size=size,
+        )
+        response = pb.ListAccessAuditResponse(
+            entries=[
+                pb.AccessAuditEntry(
+                    entry_id=r.entry_id,
+                    profile_id=r.profile_id,
+                    actor=r.actor,
+                    roles=r.roles,
+                    action=r.action,
+                    purpose=r.purpose,
+                    request_id=r.request_id or "",
+                    occur_time=_timestamp(r.occurred_at),
+                )
+                for r in rows
+            ]
+        )
+        if following is not None:
+            response.page.next_page_token = _encode_token(
+                [following[0].isoformat(), str(following[1])]
+            )
+        return response

@@ -48,6 +48,20 @@ class HistoryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An entry of the trail as stored."""
+
+    entry_id: int
+    profile_id: str
+    actor: str
+    roles: tuple[str, ...]
+    action: str
+    purpose: str
+    request_id: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     tenant_id: str
     profile_id: str
@@ -388,6 +402,50 @@ class Tables:
                     for e in entries
                 ],
             )
+
+    async def list_audit(
+        self,
+        tenant_id: str,
+        *,
+        profile_id: str | None,
+        actor: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[AuditRecord]:
+        """The tenant's trail, newest first, filtered; `before` is the (time, id) cursor."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "select id, profile_id, actor, roles, action, purpose, request_id, occurred_at "
+                f"from {self._s}.access_audit where tenant_id = $1 "
+                "and ($2::text is null or profile_id = $2) and ($3::text is null or actor = $3) "
+                "and ($4::timestamptz is null or occurred_at >= $4) "
+                "and ($5::timestamptz is null or occurred_at < $5) "
+                "and ($6::timestamptz is null or (occurred_at, id) < ($6, $7::bigint)) "
+                "order by occurred_at desc, id desc limit $8",
+                tenant_id,
+                profile_id,
+                actor,
+                since,
+                until,
+                before[0] if before else None,
+                before[1] if before else 0,
+                limit,
+            )
+        return [
+            AuditRecord(
+                entry_id=r["id"],
+                profile_id=r["profile_id"],
+                actor=r["actor"],
+                roles=tuple(r["roles"]),
+                action=r["action"],
+                purpose=r["purpose"],
+                request_id=r["request_id"],
+                occurred_at=r["occurred_at"],
+            )
+            for r in rows
+        ]
 
     # --- tenant settings ------------------------------------------------------------------
 

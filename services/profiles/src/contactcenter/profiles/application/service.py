@@ -32,7 +32,13 @@ from contactcenter.contracts.events import DomainEvent, registry, utc_now
 from contactcenter.contracts.streams import stream_id
 from contactcenter.eventstore import ANY, NO_STREAM, AppendResult, PostgresEventStore
 from contactcenter.profiles.adapters.crypto import KeyRing
-from contactcenter.profiles.adapters.tables import AuditEntry, HistoryRow, IdentityRow, Tables
+from contactcenter.profiles.adapters.tables import (
+    AuditEntry,
+    AuditRecord,
+    HistoryRow,
+    IdentityRow,
+    Tables,
+)
 from contactcenter.profiles.domain import (
     PROFILE_STREAM,
     TENANT_STREAM,
@@ -576,6 +582,36 @@ class ProfilesApplication:
         return await self.view(tenant, source_id), await self.view(tenant, target_id)
 
     # --- EraseProfile ---------------------------------------------------------------------
+
+    async def access_audit(
+        self,
+        actor: Actor,
+        *,
+        profile_id: str | None,
+        subject: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        before: tuple[datetime, int] | None,
+        size: int,
+    ) -> tuple[list[AuditRecord], tuple[datetime, int] | None]:
+        """A page of the tenant's access audit, newest first, and the cursor of the next one.
+        Only auditors and admins (the RPC's roles) call this; the tenant is the caller's."""
+        if since is not None and until is not None and until <= since:
+            raise ValidationFailed([("time_range.end_time", "must be after start_time")])
+        rows = await self.tables.list_audit(
+            actor.tenant_id,
+            profile_id=profile_id,
+            actor=subject,
+            since=since,
+            until=until,
+            before=before,
+            limit=size + 1,
+        )
+        following = None
+        if len(rows) > size:
+            rows = rows[:size]
+            following = (rows[-1].occurred_at, rows[-1].entry_id)
+        return rows, following
 
     async def erase(self, actor: Actor, request_id: str, profile_id: str, reason: str) -> list[str]:
         tenant = actor.tenant_id
