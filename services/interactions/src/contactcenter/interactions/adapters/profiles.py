@@ -21,7 +21,6 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contactcenter.contracts.topics import topic_for
 from contactcenter.eventstore import PgConnection
 from contactcenter.interactions.adapters.inbound import PROFILES_TOPIC
 from contactcenter.messaging.cloudevents import EventEnvelope
