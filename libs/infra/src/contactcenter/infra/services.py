@@ -81,9 +81,16 @@ def start_service(
     kafka_bootstrap: str,
     log_dir: Path,
     extra_env: dict[str, str] | None = None,
+    grpc_port: int | None = None,
+    http_port: int | None = None,
 ) -> RunningService:
-    grpc_port = _port(spec.grpc_port)
-    http_port = _port(spec.http_port) if spec.http_port else None
+    """Start one service; `grpc_port`/`http_port` pin its ports (a restart on the same ones),
+    else its preferred ports when free, or free ones."""
+    grpc_port = grpc_port or _port(spec.grpc_port)
+    if spec.http_port:
+        http_port = http_port or _port(spec.http_port)
+    else:
+        http_port = None
     p = spec.env_prefix
     env = {
         **os.environ,
