@@ -27,7 +27,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from contactcenter.infra.health import wait_serving
 from contactcenter.infra.kafka import start_kafka
@@ -56,14 +55,12 @@ pytestmark = [
 BROKER_PAUSE_S = 30.0
 #: A fault has recovered when this holds; beyond it the test fails.
 RECOVERY_LIMIT_S = 90.0
-#: Consumer lag (records, summed over a group's partitions) that counts as caught up under load.
-LAG_CAUGHT_UP = 20
 SIM_ARGS = (
     "--agents 8 --schedule always --speed 30 --curve flat --rates voice=240,chat=120 "
     "--status-every 10"
 )
-I = "interactions."
-FINAL = {f"{I}InteractionCompleted.v1", f"{I}InteractionAbandoned.v1", f"{I}InteractionFailed.v1"}
+EV = "interactions."
+FINAL = {f"{EV}Interaction{e}.v1" for e in ("Completed", "Abandoned", "Failed")}
 
 
 def _say(message: str) -> None:
@@ -219,8 +216,8 @@ async def _progress_since(url: str, since: float) -> tuple[bool, bool]:
             "select bool_or(event_type = $2) as offered, bool_or(event_type = $3) as completed "
             "from interactions.events where recorded_at > to_timestamp($1)",
             since,
-            f"{I}InteractionOffered.v1",
-            f"{I}InteractionCompleted.v1",
+            f"{EV}InteractionOffered.v1",
+            f"{EV}InteractionCompleted.v1",
         )
     finally:
         await conn.close()
@@ -244,37 +241,43 @@ async def _relays_behind(url: str, schemas: list[str]) -> dict[str, int]:
     return behind
 
 
-async def _group_lags(bootstrap: str) -> dict[str, int]:
-    """Per consumer group: records on its topics beyond what it committed."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-    await admin.start()
-    await consumer.start()
+async def _read_models_behind(url: str, tenant: str, services: dict[str, str]) -> dict[str, int]:
+    """How many contacts stored over a second ago the read models do not show yet: missing
+    from interactions' list, and queued contacts not counted as offered by reporting (counts
+    of today; the broker's consumer-group API is not complete enough on Tansu to ask lags)."""
+    conn = await asyncpg.connect(url, timeout=5)
     try:
-        groups = [g[0] for g in await admin.list_consumer_groups()]
-        lags: dict[str, int] = {}
-        for group in groups:
-            offsets = await admin.list_consumer_group_offsets(group)
-            tps = [tp for tp in offsets if not tp.topic.endswith(".dlq")]
-            if not tps:
-                continue
-            ends = await consumer.end_offsets(tps)
-            lags[group] = sum(max(0, ends[tp] - max(offsets[tp].offset, 0)) for tp in tps)
-        return lags
+        stored = await conn.fetchval(
+            "select count(*) from interactions.events where tenant_id = $1 and version = 1 "
+            "and recorded_at < now() - interval '1 s'",
+            tenant,
+        )
+        queued = await conn.fetchval(
+            "select count(*) from (select stream_id, data->>'queue_id' from interactions.events "
+            "where tenant_id = $1 and event_type = $2 group by 1, 2 "
+            "having min(recorded_at) < now() - interval '1 s') as q",
+            tenant,
+            f"{EV}InteractionQueued.v1",
+        )
     finally:
-        await consumer.stop()
-        await admin.close()
+        await conn.close()
+    listed = await asyncio.to_thread(_interactions_list, services["interactions"], tenant)
+    offered, _abandoned, _waiting = await asyncio.to_thread(
+        _queue_stats, services["reporting"], tenant
+    )
+    return {"interactions list": stored - len(listed), "reporting offered": queued - offered}
 
 
-def _caught_up(system: System, schemas: list[str], lag_limit: int) -> tuple[bool, str]:
+def _caught_up(system: System, schemas: list[str]) -> tuple[bool, str]:
+    addresses = {name: s.grpc_address for name, s in system.running.items()}
     try:
         behind = _run(_relays_behind(system.database_url, schemas))
-        lags = _run(asyncio.wait_for(_group_lags(system.bootstrap), 10))
+        models = _run(_read_models_behind(system.database_url, system.tenant, addresses))
     except Exception as exc:
         return False, f"not answering: {exc!r}"
     late = {s: n for s, n in behind.items() if n}
-    lagging = {g: n for g, n in lags.items() if n > lag_limit}
-    return not late and not lagging, f"relays behind {late}, groups lagging {lagging}"
+    lagging = {m: n for m, n in models.items() if n > 0}
+    return not late and not lagging, f"relays behind {late}, read models behind {lagging}"
 
 
 def _recovery(system: System, fault: str, fault_end: float, schemas: list[str]) -> float:
@@ -290,7 +293,7 @@ def _recovery(system: System, fault: str, fault_end: float, schemas: list[str]) 
             offered = completed = False
             state = f"database not answering: {exc!r}"
         if offered and completed:
-            ok, state = _caught_up(system, schemas, LAG_CAUGHT_UP)
+            ok, state = _caught_up(system, schemas)
             if ok:
                 took = time.time() - fault_end
                 _say(f"chaos: {fault}: recovered in {took:.1f} s")
@@ -321,11 +324,11 @@ class Contact:
         """Queued (or offered), not yet with an agent, not over."""
         state = None
         for e in self.events:
-            if e in (f"{I}InteractionQueued.v1", f"{I}InteractionOfferWithdrawn.v1"):
+            if e in (f"{EV}InteractionQueued.v1", f"{EV}InteractionOfferWithdrawn.v1"):
                 state = "queued"
-            elif e == f"{I}InteractionOffered.v1":
+            elif e == f"{EV}InteractionOffered.v1":
                 state = "offered"
-            elif e in (f"{I}InteractionAssigned.v1", f"{I}InteractionConnected.v1") or e in FINAL:
+            elif e in (f"{EV}InteractionAssigned.v1", f"{EV}InteractionConnected.v1") or e in FINAL:
                 state = None
         return state is not None
 
@@ -347,13 +350,13 @@ async def _contacts(url: str, tenant: str) -> dict[str, Contact]:
         data = json.loads(row["data"])
         c = contacts[data["interaction_id"]]
         c.events.append(row["event_type"])
-        if row["event_type"] == f"{I}InteractionQueued.v1":
+        if row["event_type"] == f"{EV}InteractionQueued.v1":
             c.queues.append(data["queue_id"])
-        elif row["event_type"] == f"{I}InteractionAssigned.v1":
+        elif row["event_type"] == f"{EV}InteractionAssigned.v1":
             c.assigned += 1
-        elif row["event_type"] == f"{I}InteractionTransferred.v1":
+        elif row["event_type"] == f"{EV}InteractionTransferred.v1":
             c.transfers += 1
-        elif row["event_type"] == f"{I}InteractionAbandoned.v1":
+        elif row["event_type"] == f"{EV}InteractionAbandoned.v1":
             c.abandoned_waiting = data["abandoned_in"] in ("QUEUED", "OFFERED", "queued", "offered")
     return dict(contacts)
 
@@ -367,9 +370,8 @@ async def _missing_from_topics(url: str, bootstrap: str, schemas: list[str]) -> 
     try:
         for schema in schemas:
             topic = f"cc.{schema}.events.v1"
-            stored = {
-                str(r["event_id"]) for r in await conn.fetch(f"select event_id from {schema}.events")
-            }
+            rows = await conn.fetch(f"select event_id from {schema}.events")
+            stored = {str(r["event_id"]) for r in rows}
             parts = consumer.partitions_for_topic(topic) or set()
             if not parts:
                 await consumer.topics()
@@ -380,7 +382,7 @@ async def _missing_from_topics(url: str, bootstrap: str, schemas: list[str]) -> 
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
                 ends = await consumer.end_offsets(tps)
-                while any(await consumer.position(tp) < ends[tp] for tp in tps):
+                while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
                     batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
                     for records in batch.values():
                         for record in records:
@@ -475,7 +477,7 @@ def test_faults_under_load_lose_nothing_and_assign_nobody_twice(system: System) 
     system.simulator.stop()
     deadline = time.monotonic() + 60
     while True:
-        ok, state = _caught_up(system, schemas, 0)
+        ok, state = _caught_up(system, schemas)
         if ok:
             break
         assert time.monotonic() < deadline, f"not caught up after the simulator stopped: {state}"
@@ -484,7 +486,9 @@ def test_faults_under_load_lose_nothing_and_assign_nobody_twice(system: System) 
 
     contacts = _run(_contacts(system.database_url, system.tenant))
     assert len(contacts) > 20, f"too little traffic to prove anything: {len(contacts)} contacts"
-    finals = Counter(c.final or ("waiting" if c.waiting else "with an agent") for c in contacts.values())
+    finals = Counter(
+        c.final or ("waiting" if c.waiting else "with an agent") for c in contacts.values()
+    )
     _say(f"chaos: {len(contacts)} contacts: {dict(finals)}")
 
     twice = {i: c.assigned for i, c in contacts.items() if c.assigned > 1 + c.transfers}
@@ -500,8 +504,8 @@ def test_faults_under_load_lose_nothing_and_assign_nobody_twice(system: System) 
         f"interactions' list differs from its store: {len(listed)} listed, {len(contacts)} stored"
     )
     expected_state = {
-        f"{I}InteractionCompleted.v1": ipb.INTERACTION_STATE_COMPLETED,
-        f"{I}InteractionAbandoned.v1": ipb.INTERACTION_STATE_ABANDONED,
+        f"{EV}InteractionCompleted.v1": ipb.INTERACTION_STATE_COMPLETED,
+        f"{EV}InteractionAbandoned.v1": ipb.INTERACTION_STATE_ABANDONED,
     }
     wrong = {
         i: listed[i]

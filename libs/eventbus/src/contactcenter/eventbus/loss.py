@@ -4,13 +4,15 @@ A broker can lose records it acknowledged: the local Tansu keeps its topics in m
 comes back empty after a restart; an Apache Kafka cluster can lose a tail in an unclean leader
 election. The relay then has to publish again, from its event store, what the topics lost.
 
-`PublishedOffsets` records, per topic-partition, the offset after the last record the broker
-acknowledged to this relay (persisted beside the relay's checkpoint, so a restarted relay
-still knows). The log went backwards when
+`PublishedOffsets` records, per topic-partition, the offset (and event id) of the last record
+the broker acknowledged to this relay; the offsets are persisted beside the relay's
+checkpoint, so a restarted relay still knows. The log lost records when
 - an acknowledgement comes back with an offset below what was recorded (the relay published
   into a recreated topic), or
-- the topic's end offset, asked on start-up and periodically, is below what was recorded, or
-  the topic is gone.
+- asked on start-up and periodically, the topic is gone, or the last record acknowledged is
+  no longer at its offset (read back with a fetch; its event id is compared when known).
+  End offsets alone cannot tell: Tansu reports the end of a partition as the base offset of
+  its last batch plus one, below the true end whenever that batch held several records.
 Either is a loss: the relay rewinds to the start of its store and republishes (same `ce_id`s;
 consumers recognise the repeats by event id).
 """
@@ -38,15 +40,24 @@ OFFSETS_CONSUMER = "outbox-relay:offsets"
 
 @dataclass(frozen=True, slots=True)
 class Loss:
-    """A partition whose log ends below what the relay had published to it."""
+    """A partition that no longer holds the last record the relay published to it."""
 
     topic: str
     partition: int
-    published: int
-    end: int
+    offset: int
+    found: str
 
     def __str__(self) -> str:
-        return f"{self.topic}[{self.partition}] ends at {self.end}, {self.published} published"
+        return f"{self.topic}[{self.partition}]@{self.offset}: {self.found}"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The last record acknowledged on a partition: its offset and (known in this process
+    only) its event id."""
+
+    offset: int
+    event_id: str | None = None
 
 
 class PublishedOffsets:
@@ -55,16 +66,12 @@ class PublishedOffsets:
     def __init__(self, pool: PgPool, schema: str) -> None:
         self._pool = pool
         self._schema = schema
-        self._next: dict[tuple[str, int], int] = {}
+        self.last: dict[tuple[str, int], Published] = {}
         self._dirty: set[tuple[str, int]] = set()
 
     @property
     def topics(self) -> set[str]:
-        return {topic for topic, _ in self._next}
-
-    @property
-    def partitions(self) -> set[tuple[str, int]]:
-        return set(self._next)
+        return {topic for topic, _ in self.last}
 
     async def load(self) -> None:
         s = quote_ident(self._schema)
@@ -73,44 +80,37 @@ class PublishedOffsets:
                 f"select source, position from {s}.consumer_positions where consumer = $1",
                 OFFSETS_CONSUMER,
             )
-        self._next = {}
+        self.last = {}
         for row in rows:
             topic, _, partition = row["source"].rpartition(":")
-            self._next[(topic, int(partition))] = row["position"]
+            self.last[(topic, int(partition))] = Published(row["position"])
         self._dirty.clear()
 
-    def record(self, acks: Iterable[Any]) -> list[Loss]:
-        """Note the broker's acknowledgements (aiokafka `RecordMetadata`s); returns the
-        partitions whose acknowledged offset went below what was recorded (a recreated log)."""
-        losses: list[Loss] = []
-        for ack in acks:
+    def record(self, acks: Iterable[Any], event_ids: Iterable[str]) -> list[Loss]:
+        """Note the broker's acknowledgements (aiokafka `RecordMetadata`s, with the event ids
+        of their records); returns the partitions whose acknowledged offset went below what
+        was recorded (a recreated log)."""
+        losses: dict[tuple[str, int], Loss] = {}
+        for ack, event_id in zip(acks, event_ids, strict=True):
             offset = getattr(ack, "offset", None)
             if not isinstance(offset, int) or offset < 0:
                 continue  # FastStream's in-memory test broker: no offsets
             key = (ack.topic, ack.partition)
-            known = self._next.get(key, 0)
-            if offset < known and not any((loss.topic, loss.partition) == key for loss in losses):
-                losses.append(Loss(ack.topic, ack.partition, known, offset))
-            if offset + 1 > known:
-                self._next[key] = offset + 1
+            known = self.last.get(key)
+            if known is not None and offset <= known.offset and key not in losses:
+                found = f"acknowledged at {offset} after {known.offset}"
+                losses[key] = Loss(ack.topic, ack.partition, known.offset, found)
+            if known is None or offset > known.offset:
+                self.last[key] = Published(offset, event_id)
                 self._dirty.add(key)
-        return losses
-
-    def compare(self, ends: dict[tuple[str, int], int]) -> list[Loss]:
-        """The partitions whose end offset (absent: the topic is gone, 0) is below what was
-        recorded."""
-        return [
-            Loss(topic, partition, published, ends.get((topic, partition), 0))
-            for (topic, partition), published in sorted(self._next.items())
-            if ends.get((topic, partition), 0) < published
-        ]
+        return list(losses.values())
 
     async def save(self) -> None:
         """Persist the offsets recorded since the last save."""
         if not self._dirty:
             return
         s = quote_ident(self._schema)
-        rows = [(OFFSETS_CONSUMER, f"{t}:{p}", self._next[(t, p)]) for t, p in self._dirty]
+        rows = [(OFFSETS_CONSUMER, f"{t}:{p}", self.last[(t, p)].offset) for t, p in self._dirty]
         async with self._pool.acquire() as conn:
             await conn.executemany(
                 f"insert into {s}.consumer_positions as old (consumer, source, position) "
@@ -128,13 +128,13 @@ class PublishedOffsets:
             await c.execute(
                 f"delete from {s}.consumer_positions where consumer = $1", OFFSETS_CONSUMER
             )
-        self._next.clear()
+        self.last.clear()
         self._dirty.clear()
 
 
-class EndOffsets:
-    """Asks the broker for the end offsets of topic-partitions, through a consumer of its own
-    (no group): started on first use, restarted after an error."""
+class LogProbe:
+    """Reads back, through a consumer of its own (no group), whether partitions still hold the
+    records the relay published last. Started on first use, restarted after an error."""
 
     def __init__(self, bootstrap_servers: str, *, client_id: str, timeout_s: float = 5.0) -> None:
         self._bootstrap = bootstrap_servers
@@ -142,29 +142,79 @@ class EndOffsets:
         self._timeout_s = timeout_s
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def fetch(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """End offsets of `partitions` (a missing topic's partitions are left out); raises
-        `TimeoutError` or `KafkaError` when the broker does not answer (no conclusion)."""
-        wanted = sorted(set(partitions))
-        if not wanted:
-            return {}
+    async def losses(self, published: dict[tuple[str, int], Published]) -> list[Loss]:
+        """The partitions of `published` that lost their last record; raises `TimeoutError`
+        or `KafkaError` when the broker does not answer (no conclusion)."""
+        if not published:
+            return []
         try:
             async with asyncio.timeout(self._timeout_s):
-                consumer = await self._started()
-                # A fresh metadata request: the consumer's cache may predate a restart.
-                existing = await consumer.topics()
-                tps = [TopicPartition(t, p) for t, p in wanted if t in existing]
-                known = {
-                    tp
-                    for tp in tps
-                    if (parts := consumer.partitions_for_topic(tp.topic)) is not None
-                    and tp.partition in parts
-                }
-                ends = await consumer.end_offsets(list(known)) if known else {}
+                return await self._probe(await self._started(), published)
         except (TimeoutError, KafkaError, OSError):
             await self.close()
             raise
-        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def _probe(
+        self, consumer: AIOKafkaConsumer, published: dict[tuple[str, int], Published]
+    ) -> list[Loss]:
+        losses: list[Loss] = []
+        existing = await consumer.topics()  # a fresh metadata request
+        present: dict[TopicPartition, Published] = {}
+        for (topic, partition), last in sorted(published.items()):
+            parts = consumer.partitions_for_topic(topic) if topic in existing else None
+            if not parts or partition not in parts:
+                losses.append(Loss(topic, partition, last.offset, "the partition is gone"))
+            else:
+                present[TopicPartition(topic, partition)] = last
+        if not present:
+            return losses
+        ends = await consumer.end_offsets(list(present))
+        starts = await consumer.beginning_offsets(list(present))
+        to_read: dict[TopicPartition, Published] = {}
+        for tp, last in present.items():
+            if ends[tp] == 0 or not starts[tp] <= last.offset:
+                found = f"the log holds [{starts[tp]}, {ends[tp]})"
+                losses.append(Loss(tp.topic, tp.partition, last.offset, found))
+            else:
+                to_read[tp] = last
+        if to_read:
+            losses += await self._read_back(consumer, to_read)
+        return losses
+
+    async def _read_back(
+        self, consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, Published]
+    ) -> list[Loss]:
+        consumer.assign(list(wanted))
+        for tp, last in wanted.items():
+            consumer.seek(tp, last.offset)
+        found: dict[TopicPartition, str | None] = {}
+        while len(found) < len(wanted):
+            batch = await consumer.getmany(*wanted, timeout_ms=500, max_records=50)
+            for tp, records in batch.items():
+                if tp in found:
+                    continue
+                if records and records[0].offset < wanted[tp].offset:
+                    # Fetched from before the offset sought: the broker found it beyond the
+                    # log's end, and the position was reset to the start.
+                    found[tp] = f"offset {wanted[tp].offset} is beyond the end of the log"
+                    continue
+                record = records[0] if records else None
+                if record is None:
+                    continue
+                if record.offset != wanted[tp].offset:
+                    found[tp] = f"offset {wanted[tp].offset} missing (next is {record.offset})"
+                    continue
+                ce_id = dict(record.headers).get("ce_id")
+                expected = wanted[tp].event_id
+                if expected is not None and (ce_id is None or ce_id.decode() != expected):
+                    found[tp] = f"another record there ({ce_id!r}, not {expected})"
+                else:
+                    found[tp] = None
+        return [
+            Loss(tp.topic, tp.partition, wanted[tp].offset, what)
+            for tp, what in found.items()
+            if what is not None
+        ]
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -172,7 +222,9 @@ class EndOffsets:
                 bootstrap_servers=self._bootstrap,
                 client_id=self._client_id,
                 enable_auto_commit=False,
+                auto_offset_reset="earliest",
                 metadata_max_age_ms=1000,
+                fetch_max_wait_ms=100,
             )
             await consumer.start()
             self._consumer = consumer
@@ -184,4 +236,4 @@ class EndOffsets:
             try:
                 await consumer.stop()
             except Exception as exc:  # closing a client of a broker that went away
-                _log.debug("closing the end-offset client: %r", exc)
+                _log.debug("closing the log probe: %r", exc)

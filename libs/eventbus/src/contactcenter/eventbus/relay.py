@@ -30,7 +30,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 
 from contactcenter.contracts.topics import topic_for_event_type
-from contactcenter.eventbus.loss import EndOffsets, Loss, PublishedOffsets
+from contactcenter.eventbus.loss import LogProbe, Loss, PublishedOffsets
 from contactcenter.eventstore import (
     STORE_SOURCE,
     Checkpoint,
@@ -117,8 +117,8 @@ class OutboxRelay:
         self._partitions = partitions
         self._loss_check_every_s = loss_check_every_s
         self._loss_checked_at = 0.0
-        self._end_offsets = (
-            EndOffsets(bootstrap_servers, client_id=f"relay-{store.schema}-offsets")
+        self._probe = (
+            LogProbe(bootstrap_servers, client_id=f"relay-{store.schema}-probe")
             if bootstrap_servers
             else None
         )
@@ -167,8 +167,8 @@ class OutboxRelay:
                             await self._check_for_loss_periodically()
                             await wakeup.wait(self._idle_poll_s)
             finally:
-                if self._end_offsets is not None:
-                    await self._end_offsets.close()
+                if self._probe is not None:
+                    await self._probe.close()
                 await self.save_checkpoint()
 
     async def publish_next_batch(self) -> int:
@@ -227,7 +227,7 @@ class OutboxRelay:
         for event in batch:
             _lag_ms.record((now - event.recorded_at.timestamp()) * 1000.0)
         _published.add(len(batch))
-        return self._offsets.record(acks)
+        return self._offsets.record(acks, (str(e.event_id) for e in batch))
 
     # --- a broker that lost what it acknowledged (see loss.py) ------------------------------
 
@@ -236,30 +236,20 @@ class OutboxRelay:
             await self.check_for_loss()
 
     async def check_for_loss(self) -> bool:
-        """Compare the topics' end offsets with what this relay published to them; on a loss,
-        publish the store again. True when a loss was found. A broker that does not answer
-        proves nothing (checked again later)."""
+        """Check that the topics still hold the last record this relay published to each
+        partition; on a loss, publish the store again. True when a loss was found. A broker
+        that does not answer proves nothing (checked again later)."""
         self._loss_checked_at = time.monotonic()
-        if self._end_offsets is None or not self._offsets.topics:
+        if self._probe is None or not self._offsets.last:
             return False
-        wanted = [
-            (topic, partition)
-            for topic in self._offsets.topics
-            for partition in range(self._partition_count(topic))
-        ]
         try:
-            ends = await self._end_offsets.fetch(wanted)
+            losses = await self._probe.losses(dict(self._offsets.last))
         except (TimeoutError, KafkaError, OSError) as exc:
-            _log.info("outbox relay of %s: end offsets not available (%r)", self._store.schema, exc)
+            _log.info("outbox relay of %s: cannot check the topics (%r)", self._store.schema, exc)
             return False
-        losses = self._offsets.compare(ends)
         if losses:
             await self._republish_from_start(losses)
         return bool(losses)
-
-    def _partition_count(self, topic: str) -> int:
-        recorded = [p for t, p in self._offsets.partitions if t == topic]
-        return max([*recorded, (self._partitions or 1) - 1]) + 1
 
     async def _republish_from_start(self, losses: Sequence[Loss]) -> None:
         """The broker lost published events: recreate the topics, forget the offsets and the

@@ -427,8 +427,12 @@ class PostgresEventStore:
                 wakeup.set()
 
         self._local_listeners.add(wakeup)
-        task = asyncio.get_running_loop().create_task(self._keep_listening(on_notify, wakeup))
+        tried = asyncio.Event()  # set once the first LISTEN is in place (or failed)
+        task = asyncio.get_running_loop().create_task(
+            self._keep_listening(on_notify, wakeup, tried)
+        )
         try:
+            await tried.wait()
             yield wakeup
         finally:
             self._local_listeners.discard(wakeup)
@@ -436,7 +440,9 @@ class PostgresEventStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _keep_listening(self, on_notify: Callable[..., None], wakeup: Wakeup) -> None:
+    async def _keep_listening(
+        self, on_notify: Callable[..., None], wakeup: Wakeup, tried: asyncio.Event
+    ) -> None:
         delay = LISTEN_RETRY_MIN_S
         again = False
         while True:
@@ -447,6 +453,7 @@ class PostgresEventStore:
                         _log.info("listening on %s again", self.channel)
                         wakeup.set()  # appends made while not listening sent no wake-up
                     again = True
+                    tried.set()
                     delay = LISTEN_RETRY_MIN_S
                     lost = asyncio.Event()
                     on_lost = functools.partial(_set_on_termination, lost)
@@ -463,6 +470,7 @@ class PostgresEventStore:
                 _log.warning("LISTEN connection on %s lost; listening again", self.channel)
             except PG_OUTAGE_ERRORS as exc:
                 again = True
+                tried.set()
                 _log.warning(
                     "cannot LISTEN on %s (%r); retrying in %.1f s", self.channel, exc, delay
                 )

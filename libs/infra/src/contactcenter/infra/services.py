@@ -87,10 +87,10 @@ def start_service(
     """Start one service; `grpc_port`/`http_port` pin its ports (a restart on the same ones),
     else its preferred ports when free, or free ones."""
     grpc_port = grpc_port or _port(spec.grpc_port)
-    if spec.http_port:
-        http_port = http_port or _port(spec.http_port)
-    else:
+    if not spec.http_port:
         http_port = None
+    elif http_port is None:
+        http_port = _port(spec.http_port)
     p = spec.env_prefix
     env = {
         **os.environ,
