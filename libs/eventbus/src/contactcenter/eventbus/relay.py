@@ -269,10 +269,22 @@ class OutboxRelay:
                 sorted(topics | {dlq_topic(t) for t in topics}),
                 partitions=self._partitions,
             )
+        await self._refresh_producer_metadata()
         async with self._pool.acquire() as conn, conn.transaction():
             await self._offsets.forget(conn)
             await reset_position(conn, self._store.schema, RELAY_CONSUMER)
         self.position = self._saved = GlobalPosition.START
+
+    async def _refresh_producer_metadata(self) -> None:
+        """Make the producer learn the topics as they are now. A recreated topic may have
+        another partition count (Tansu auto-creates a topic with 4 partitions on first use),
+        and Tansu acknowledges records sent to a partition the topic no longer has: they are
+        lost to every reader. The loss check reads such partitions as gone."""
+        fast_producer = getattr(self._broker.config, "producer", None)
+        producer = getattr(getattr(fast_producer, "_producer", None), "producer", None)
+        client = getattr(producer, "client", None)
+        if client is not None:
+            await client.force_metadata_update()
 
 
 async def _main(args: argparse.Namespace) -> None:
