@@ -225,15 +225,19 @@ class LogProbe:
                 auto_offset_reset="earliest",
                 metadata_max_age_ms=1000,
                 fetch_max_wait_ms=100,
+                request_timeout_ms=int(self._timeout_s * 1000),
             )
+            self._consumer = consumer  # a start cut short by the timeout is stopped too
             await consumer.start()
-            self._consumer = consumer
         return self._consumer
 
     async def close(self) -> None:
+        """Stop the probe's client, within the timeout: a paused broker must not hang the
+        relay in here."""
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             try:
-                await consumer.stop()
+                async with asyncio.timeout(self._timeout_s):
+                    await consumer.stop()
             except Exception as exc:  # closing a client of a broker that went away
                 _log.debug("closing the log probe: %r", exc)
