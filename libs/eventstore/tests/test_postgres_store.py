@@ -200,3 +200,32 @@ async def test_append_in_commits_with_the_callers_transaction(pool, pg_store, te
     assert [r.data["n"] for r in await pg_store.read_stream(b)] == [0, 3]
     again = await pg_store.lookup_request(tenant_id, "r-1")
     assert again is not None and again.replayed
+
+
+async def test_listener_listens_again_after_losing_its_connection(
+    database_url, pool, pg_store, schema, tenant_id, happened
+):
+    """A PostgreSQL restart (here: the server ending the LISTEN session) must not leave the
+    reader without wake-ups: it listens again on a new connection."""
+    replica_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        replica = PostgresEventStore(replica_pool, schema)
+        async with replica.listener() as appends:
+            async with pool.acquire() as conn:
+                ended = await conn.fetchval(
+                    "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                    "where datname = current_database() and query ilike 'listen%'"
+                )
+            assert ended == 1
+            await appends.wait(2.0)  # the wake-up given on listening again
+            appends_after = []
+            for n in range(3):  # after the loss, each append wakes the reader again
+                await pg_store.append(
+                    stream_id("thing", tenant_id, "1"),
+                    [happened(tenant_id, n)],
+                    expected_version=ANY,
+                )
+                appends_after.append(await appends.wait(5.0))
+            assert appends_after == [True, True, True]
+    finally:
+        await replica_pool.close()

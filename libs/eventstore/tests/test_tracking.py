@@ -156,3 +156,48 @@ async def test_positions_only_move_forward(pool, schema):
     assert await load_global_position(pool, schema, "relay") == GlobalPosition(9, 50)
     await save_position(pool, schema, "relay", Checkpoint(STORE_SOURCE, GlobalPosition(10, 1)))
     assert await load_global_position(pool, schema, "relay") == GlobalPosition(10, 1)
+
+
+async def test_pruning_keeps_recent_claims_and_takes_older_events_as_applied(
+    counters, schema, tenant_id, happened
+):
+    from datetime import UTC, datetime, timedelta
+
+    from contactcenter.eventstore import prune_applied
+
+    pool = counters
+    now = datetime.now(UTC)
+    old = [happened(tenant_id, 1, label="a", occurred_at=now - timedelta(days=9)) for _ in range(3)]
+    recent = [happened(tenant_id, 10, label="a") for _ in range(2)]
+
+    def at(e):
+        return e.occurred_at
+
+    apply = projection(schema)
+    assert await apply_once(pool, schema, "counter", old + recent, apply, occurred_at=at) == 5
+    async with pool.acquire() as conn:  # the old ones were applied 8 days ago
+        await conn.execute(
+            f"update {schema}.consumer_applied set applied_at = now() - interval '8 days' "
+            "where event_id = any($1::uuid[])",
+            [e.event_id for e in old],
+        )
+    assert await prune_applied(pool, schema, retention=timedelta(days=7), batch=2) == 3
+    assert await prune_applied(pool, schema, retention=timedelta(days=7)) == 0
+    async with pool.acquire() as conn:
+        left = await conn.fetchval(f"select count(*) from {schema}.consumer_applied")
+    assert left == 2
+
+    # A redelivery of everything (e.g. republished after a broker lost its topics) changes
+    # nothing: the recent ones by their claims, the old ones by the horizon.
+    assert await apply_once(pool, schema, "counter", old + recent, apply, occurred_at=at) == 0
+    assert await read_model(pool, schema) == {"a": 23}
+    # A new event is applied as ever.
+    fresh = happened(tenant_id, 100, label="a")
+    assert await apply_once(pool, schema, "counter", [fresh], apply, occurred_at=at) == 1
+    assert await read_model(pool, schema) == {"a": 123}
+    # A rebuild forgets the horizon with the claims: everything applies again.
+    await reset_consumer(pool, schema, "counter")
+    async with pool.acquire() as conn:
+        await conn.execute(f"truncate {schema}.counters")
+    assert await apply_once(pool, schema, "counter", [*old, *recent, fresh], apply) == 6
+    assert await read_model(pool, schema) == {"a": 123}

@@ -113,3 +113,61 @@ async def test_an_agent_without_heartbeats_is_logged_off_and_the_others_stay(
     finally:
         await server.stop(0)
         await store.aclose()
+
+
+async def test_leases_that_ran_out_while_routing_was_down_get_one_period_to_reconnect(
+    leased_pool: PgPool, tenant_id: str
+) -> None:
+    """A routing restart longer than the lease must not log off every agent at once: their
+    desktops had nobody to renew the lease with. Who reconnects within a lease stays."""
+    store = PostgresEventStore(leased_pool, SCHEMA)
+    app = RoutingApplication(store)
+    leases = PresenceLeases(leased_pool, SCHEMA, LEASE_S)
+    server = create_server(GrpcServerSettings(), [registration(RoutingServicer(app, leases))])
+    await server.start()
+    admin = metadata_for(issue_token(tenant_id, (Role.ADMIN,), "admin"))
+
+    def agent(agent_id: str) -> tuple[tuple[str, str]]:
+        return metadata_for(issue_token(tenant_id, (Role.AGENT,), agent_id))
+
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = pb_grpc.RoutingServiceStub(channel)
+            await stub.UpsertQueue(
+                pb.UpsertQueueRequest(request_id=_rid(), queue=pb.Queue(queue_id="q")),
+                metadata=admin,
+            )
+            for name in ("back", "gone"):
+                await stub.UpsertAgent(
+                    pb.UpsertAgentRequest(
+                        request_id=_rid(), agent=pb.Agent(agent_id=name, queues=["q"])
+                    ),
+                    metadata=admin,
+                )
+                await stub.SetAgentState(
+                    pb.SetAgentStateRequest(request_id=_rid(), presence=pb.PRESENCE_AVAILABLE),
+                    metadata=agent(name),
+                )
+            await asyncio.sleep(LEASE_S * 2)  # routing is down: no sweeper, no renewals
+            assert len(await leases.expired()) == 2
+            stop = asyncio.Event()
+            sweeping = asyncio.create_task(LeaseSweeper(app, leases, interval_s=0.1).run(stop))
+            await asyncio.sleep(0.1)
+            stream = stub.AgentStream(pb.AgentStreamRequest(), metadata=agent("back"))
+            try:
+                await asyncio.sleep(LEASE_S * 3)
+            finally:
+                stop.set()
+                await sweeping
+                stream.cancel()
+
+        async def presence(name: str) -> Presence:
+            view = await app.query(tenant_id, lambda engine: engine.agent(name))
+            assert view is not None
+            return view.presence
+
+        assert await presence("back") is Presence.AVAILABLE
+        assert await presence("gone") is Presence.OFFLINE
+    finally:
+        await server.stop(0)
+        await store.aclose()

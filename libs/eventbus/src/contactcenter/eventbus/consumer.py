@@ -8,6 +8,7 @@ batch, and the redelivered events are recognised and skipped: the effect is exac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -19,7 +20,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from contactcenter.eventstore import PgConnection, apply_once
+from contactcenter.eventstore import PG_OUTAGE_ERRORS, PgConnection, apply_once
 from contactcenter.messaging.cloudevents import EventEnvelope
 from contactcenter.messaging.processing import RetryPolicy
 from contactcenter.messaging.settings import KafkaSettings
@@ -83,7 +84,13 @@ def subscribe_projection(
     retry: RetryPolicy | None = None,
 ) -> list[BatchSubscriber]:
     """Declare one batch subscriber per topic of `projection` on `broker` (start the broker to
-    run them)."""
+    run them).
+
+    A lost database (a PostgreSQL restart) is an outage, not a poison message: the batch waits
+    for the database and is applied then, never dead-lettered (`PG_OUTAGE_ERRORS`)."""
+    policy = retry or RetryPolicy.from_settings(settings)
+    if not policy.outage_errors:
+        policy = dataclasses.replace(policy, outage_errors=PG_OUTAGE_ERRORS)
 
     async def apply_traced(conn: PgConnection, envelope: EventEnvelope) -> None:
         carrier = {"traceparent": envelope.traceparent} if envelope.traceparent else {}
@@ -103,7 +110,13 @@ def subscribe_projection(
 
     async def handle(batch: list[EventEnvelope]) -> None:
         await apply_once(
-            pool, schema, projection.name, batch, apply_traced, event_id=lambda e: e.id
+            pool,
+            schema,
+            projection.name,
+            batch,
+            apply_traced,
+            event_id=lambda e: e.id,
+            occurred_at=lambda e: e.time,
         )
 
     async def handle_untracked(batch: list[EventEnvelope]) -> None:
@@ -121,7 +134,7 @@ def subscribe_projection(
             handle if tracked else handle_untracked,
             group_id=projection.name,
             settings=settings,
-            retry=retry,
+            retry=policy,
             listener=listener,
         )
         for topic in projection.topics

@@ -3,6 +3,8 @@ to its context's topic (key = tenant, CloudEvents binary mode) and records how f
 
 At least once: the checkpoint is saved after the broker acknowledged the whole batch, so a
 crash between the two republishes that batch (same `ce_id`s; consumers drop the repeats).
+A broker that loses acknowledged records (the local Tansu after a restart) is noticed from the
+offsets the relay records per partition (`loss.py`), and the store is published again.
 Order: events are sent one after another in store order, and aiokafka keeps one request in
 flight per partition, so each tenant's events reach its partition in store order.
 One relay per schema runs at a time (a PostgreSQL advisory lock): replicas of a service
@@ -22,11 +24,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 
 from contactcenter.contracts.topics import topic_for_event_type
+from contactcenter.eventbus.loss import LogProbe, Loss, PublishedOffsets
 from contactcenter.eventstore import (
     STORE_SOURCE,
     Checkpoint,
@@ -36,8 +40,10 @@ from contactcenter.eventstore import (
     TailPacer,
     create_pool,
     load_global_position,
+    reset_position,
     save_position,
 )
+from contactcenter.messaging.admin import dlq_topic, ensure_topics
 from contactcenter.messaging.broker import create_broker
 from contactcenter.messaging.cloudevents import EventEnvelope
 from contactcenter.messaging.publisher import EnvelopePublisher
@@ -51,6 +57,9 @@ _lag_ms = _meter.create_histogram(
     "outbox.relay.lag", unit="ms", description="append (recorded_at) to broker ack"
 )
 _published = _meter.create_counter("outbox.relay.published", description="events published")
+_republished = _meter.create_counter(
+    "outbox.relay.losses", description="times the broker was found to have lost published events"
+)
 
 RELAY_CONSUMER = "outbox-relay"
 
@@ -83,7 +92,13 @@ class OutboxRelay:
         idle_poll_s: float = 0.25,
         standby_poll_s: float = 1.0,
         checkpoint_every_s: float = 0.2,
+        bootstrap_servers: str | None = None,
+        partitions: int | None = None,
+        loss_check_every_s: float = 2.0,
     ) -> None:
+        """`bootstrap_servers` turns on the periodic check of the topics' end offsets (a
+        broker that lost what it acknowledged); the topics are then recreated with
+        `partitions` partitions before the store is published again."""
         self._pool = pool
         self._store = store
         self._broker = broker
@@ -97,6 +112,17 @@ class OutboxRelay:
         self._publishers: dict[str, EnvelopePublisher] = {}
         self.position = GlobalPosition.START
         self.published = 0
+        self.losses = 0
+        self._offsets = PublishedOffsets(pool, store.schema)
+        self._bootstrap = bootstrap_servers
+        self._partitions = partitions
+        self._loss_check_every_s = loss_check_every_s
+        self._loss_checked_at = 0.0
+        self._probe = (
+            LogProbe(bootstrap_servers, client_id=f"relay-{store.schema}-probe")
+            if bootstrap_servers
+            else None
+        )
 
     def _publisher(self, topic: str) -> EnvelopePublisher:
         publisher = self._publishers.get(topic)
@@ -131,15 +157,20 @@ class OutboxRelay:
             schema = self._store.schema
             self.position = await load_global_position(self._pool, schema, RELAY_CONSUMER)
             self._saved = self.position
+            await self._offsets.load()
             _log.info("outbox relay of %s resumes after %s", schema, self.position)
             try:
                 async with self._store.listener() as wakeup:
                     pacer = TailPacer(self._store, self._idle_poll_s)
+                    await self.check_for_loss()
                     while not stop.is_set():
                         if not await self.publish_next_batch():
                             await self.save_checkpoint()
+                            await self._check_for_loss_periodically()
                             await pacer.wait(wakeup, self.position)
             finally:
+                if self._probe is not None:
+                    await self._probe.close()
                 await self.save_checkpoint()
 
     async def publish_next_batch(self) -> int:
@@ -147,7 +178,10 @@ class OutboxRelay:
         batch = await self._store.read_all(self.position, self._batch_size)
         if not batch:
             return 0
-        await self._publish(batch)
+        losses = await self._publish(batch)
+        if losses:
+            await self._republish_from_start(losses)
+            return len(batch)
         self.position = batch[-1].global_position
         self.published += len(batch)
         # Saving the checkpoint is a write with its own commit (a disk flush): under load it
@@ -161,13 +195,16 @@ class OutboxRelay:
         """Record how far the relay published (a no-op when nothing new was published)."""
         if self.position == self._saved:
             return
+        # The offsets first: a crash between the two leaves them behind the checkpoint,
+        # which only makes the loss check less eager, never wrong.
+        await self._offsets.save()
         await save_position(
             self._pool, self._store.schema, RELAY_CONSUMER, Checkpoint(STORE_SOURCE, self.position)
         )
         self._saved = self.position
         self._saved_at = time.monotonic()
 
-    async def _publish(self, batch: Sequence[RecordedEvent]) -> None:
+    async def _publish(self, batch: Sequence[RecordedEvent]) -> list[Loss]:
         futures: list[asyncio.Future[Any]] = []
         for event in batch:
             topic = topic_for_event_type(event.event_type).name
@@ -187,11 +224,69 @@ class OutboxRelay:
                 traceparent = inject_carrier().get("traceparent")
                 envelope = envelope_of(event, self._source, traceparent)
                 futures.append(await self._publisher(topic).send(envelope))
-        await asyncio.gather(*futures)
+        acks = await asyncio.gather(*futures)
         now = time.time()
         for event in batch:
             _lag_ms.record((now - event.recorded_at.timestamp()) * 1000.0)
         _published.add(len(batch))
+        return self._offsets.record(acks, (str(e.event_id) for e in batch))
+
+    # --- a broker that lost what it acknowledged (see loss.py) ------------------------------
+
+    async def _check_for_loss_periodically(self) -> None:
+        if time.monotonic() - self._loss_checked_at >= self._loss_check_every_s:
+            await self.check_for_loss()
+
+    async def check_for_loss(self) -> bool:
+        """Check that the topics still hold the last record this relay published to each
+        partition; on a loss, publish the store again. True when a loss was found. A broker
+        that does not answer proves nothing (checked again later)."""
+        self._loss_checked_at = time.monotonic()
+        if self._probe is None or not self._offsets.last:
+            return False
+        try:
+            losses = await self._probe.losses(dict(self._offsets.last))
+        except (TimeoutError, KafkaError, OSError) as exc:
+            _log.info("outbox relay of %s: cannot check the topics (%r)", self._store.schema, exc)
+            return False
+        if losses:
+            await self._republish_from_start(losses)
+        return bool(losses)
+
+    async def _republish_from_start(self, losses: Sequence[Loss]) -> None:
+        """The broker lost published events: recreate the topics, forget the offsets and the
+        checkpoint (in one transaction), and publish the store again from its start."""
+        self.losses += 1
+        _republished.add(1)
+        _log.warning(
+            "outbox relay of %s: the broker lost published events (%s); publishing the event "
+            "store again from its start",
+            self._store.schema,
+            "; ".join(str(loss) for loss in losses),
+        )
+        topics = self._offsets.topics | {loss.topic for loss in losses}
+        if self._bootstrap and self._partitions:
+            await ensure_topics(
+                self._bootstrap,
+                sorted(topics | {dlq_topic(t) for t in topics}),
+                partitions=self._partitions,
+            )
+        await self._refresh_producer_metadata()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._offsets.forget(conn)
+            await reset_position(conn, self._store.schema, RELAY_CONSUMER)
+        self.position = self._saved = GlobalPosition.START
+
+    async def _refresh_producer_metadata(self) -> None:
+        """Make the producer learn the topics as they are now. A recreated topic may have
+        another partition count (Tansu auto-creates a topic with 4 partitions on first use),
+        and Tansu acknowledges records sent to a partition the topic no longer has: they are
+        lost to every reader. The loss check reads such partitions as gone."""
+        fast_producer = getattr(self._broker.config, "producer", None)
+        producer = getattr(getattr(fast_producer, "_producer", None), "producer", None)
+        client = getattr(producer, "client", None)
+        if client is not None:
+            await client.force_metadata_update()
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -3,7 +3,13 @@ consumer tracking (exactly-once effects on at-least-once delivery)."""
 
 from typing import TYPE_CHECKING
 
-from contactcenter.eventstore._pg import PgConnection, PgPool, create_pool, notify_channel
+from contactcenter.eventstore._pg import (
+    PG_OUTAGE_ERRORS,
+    PgConnection,
+    PgPool,
+    create_pool,
+    notify_channel,
+)
 from contactcenter.eventstore.errors import (
     IdempotencyKeyReused,
     MigrationChecksumMismatch,
@@ -27,13 +33,16 @@ from contactcenter.eventstore.tracking import (
     apply_once,
     load_global_position,
     load_position,
+    prune_applied,
     reset_consumer,
+    reset_position,
     save_position,
 )
 
 __all__ = [
     "ANY",
     "NO_STREAM",
+    "PG_OUTAGE_ERRORS",
     "STORE_SOURCE",
     "AppendListener",
     "AppendResult",
@@ -56,7 +65,9 @@ __all__ = [
     "load_global_position",
     "load_position",
     "notify_channel",
+    "prune_applied",
     "reset_consumer",
+    "reset_position",
     "save_position",
 ]
 

@@ -15,6 +15,17 @@ PgPool: TypeAlias = "asyncpg.Pool[Any]"
 #: A connection, direct or borrowed from a pool.
 PgConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
+#: Errors that mean "the database is not reachable right now" (restarting, connection lost),
+#: not "this statement is wrong": callers wait and retry them instead of giving up on the work.
+PG_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, socket file gone (includes ConnectionError)
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.CannotConnectNowError,  # the server is starting up or shutting down
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, crash shutdown
+    asyncpg.InterfaceError,  # the connection was closed under us
+)
+
 #: PostgreSQL truncates identifiers (and refuses channel names) beyond 63 bytes.
 _MAX_IDENTIFIER_BYTES = 63
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -15,7 +17,13 @@ import asyncpg
 
 from contactcenter.contracts.errors import AlreadyExists, ConcurrencyConflict
 from contactcenter.contracts.events import DomainEvent
-from contactcenter.eventstore._pg import PgConnection, PgPool, notify_channel, quote_ident
+from contactcenter.eventstore._pg import (
+    PG_OUTAGE_ERRORS,
+    PgConnection,
+    PgPool,
+    notify_channel,
+    quote_ident,
+)
 from contactcenter.eventstore.model import (
     ANY,
     AppendResult,
@@ -32,6 +40,11 @@ from contactcenter.eventstore.store import Wakeup
 from contactcenter.eventstore.tracing import traced_append
 
 _log = logging.getLogger(__name__)
+
+#: The LISTEN connection: how often it is checked, and the backoff to listen again after a loss.
+LISTEN_CHECK_S: Final = 0.5
+LISTEN_RETRY_MIN_S: Final = 0.1
+LISTEN_RETRY_MAX_S: Final = 5.0
 
 #: Appends with expected_version=ANY retry this often when another writer took their version.
 ANY_RETRIES: Final = 50
@@ -418,21 +431,65 @@ class PostgresEventStore:
 
     @asynccontextmanager
     async def listener(self) -> AsyncIterator[Wakeup]:
-        """Holds one pool connection LISTENing on the schema's channel while open."""
+        """Holds one pool connection LISTENing on the schema's channel while open; when the
+        connection is lost (a PostgreSQL restart) it listens again on a new one, with backoff,
+        and wakes the reader once it does (a NOTIFY sent meanwhile was lost)."""
         wakeup = Wakeup()
 
         def on_notify(_conn: PgConnection, _pid: int, _channel: str, payload: object) -> None:
             if payload != self._instance:
                 wakeup.set()
 
-        async with self._pool.acquire() as conn:
-            await conn.add_listener(self.channel, on_notify)
-            self._local_listeners.add(wakeup)
+        self._local_listeners.add(wakeup)
+        tried = asyncio.Event()  # set once the first LISTEN is in place (or failed)
+        task = asyncio.get_running_loop().create_task(
+            self._keep_listening(on_notify, wakeup, tried)
+        )
+        try:
+            await tried.wait()
+            yield wakeup
+        finally:
+            self._local_listeners.discard(wakeup)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep_listening(
+        self, on_notify: Callable[..., None], wakeup: Wakeup, tried: asyncio.Event
+    ) -> None:
+        delay = LISTEN_RETRY_MIN_S
+        again = False
+        while True:
             try:
-                yield wakeup
-            finally:
-                self._local_listeners.discard(wakeup)
-                await conn.remove_listener(self.channel, on_notify)
+                async with self._pool.acquire() as conn:
+                    await conn.add_listener(self.channel, on_notify)
+                    if again:
+                        _log.info("listening on %s again", self.channel)
+                        wakeup.set()  # appends made while not listening sent no wake-up
+                    again = True
+                    tried.set()
+                    delay = LISTEN_RETRY_MIN_S
+                    lost = asyncio.Event()
+                    on_lost = functools.partial(_set_on_termination, lost)
+                    conn.add_termination_listener(on_lost)
+                    try:
+                        while not conn.is_closed():
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(lost.wait(), LISTEN_CHECK_S)
+                    finally:
+                        conn.remove_termination_listener(on_lost)
+                        if not conn.is_closed():
+                            with contextlib.suppress(*PG_OUTAGE_ERRORS):
+                                await conn.remove_listener(self.channel, on_notify)
+                _log.warning("LISTEN connection on %s lost; listening again", self.channel)
+            except PG_OUTAGE_ERRORS as exc:
+                again = True
+                tried.set()
+                _log.warning(
+                    "cannot LISTEN on %s (%r); retrying in %.1f s", self.channel, exc, delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LISTEN_RETRY_MAX_S)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -447,6 +504,10 @@ class _Append:
     fingerprint: str | None
     result_json: str | None
     metadata_json: str
+
+
+def _set_on_termination(event: asyncio.Event, _conn: object) -> None:
+    event.set()
 
 
 def _replayed(row: asyncpg.Record) -> AppendResult:

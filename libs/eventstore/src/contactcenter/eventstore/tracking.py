@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -20,6 +21,14 @@ T = TypeVar("T")
 #: The `source` under which a consumer of an event store (e.g. the outbox relay) keeps its
 #: checkpoint by default.
 STORE_SOURCE = "eventstore"
+
+#: The `source` under which `prune_applied` records a consumer's pruning horizon (position:
+#: milliseconds since the epoch).
+APPLIED_HORIZON_SOURCE = "applied-horizon"
+
+#: How long `prune_applied` keeps the ids of applied events by default: Apache Kafka's default
+#: log retention, the age beyond which a redelivery cannot bring an event back.
+DEFAULT_APPLIED_RETENTION = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,7 @@ async def apply_once(
     *,
     event_id: Callable[[T], UUID] = _event_id_of,
     checkpoint: Checkpoint | None = None,
+    occurred_at: Callable[[T], datetime] | None = None,
 ) -> int:
     """Apply each item not yet applied by `consumer`, in order; returns how many were applied.
 
@@ -55,20 +65,37 @@ async def apply_once(
     the ones not applied before (on the same connection, so the read model's writes commit or
     roll back with the claim), records `checkpoint` if given, and commits. An exception in
     `apply` rolls everything back and propagates: the batch can simply be redelivered.
+
+    With `occurred_at`, an item that occurred before the consumer's pruning horizon (see
+    `prune_applied`) counts as applied: its claim may have been pruned.
     """
     s = quote_ident(schema)
     ids = [event_id(item) for item in items]
+    times = [occurred_at(item) for item in items] if occurred_at is not None else None
     async with connection(target) as conn, conn.transaction():
         # Claiming first (rather than checking, then inserting) makes a concurrent duplicate
         # batch of the same consumer wait here for ours, then skip what we applied. Claims
         # are taken in id order so that two overlapping batches cannot deadlock.
-        rows = await conn.fetch(
-            f"insert into {s}.consumer_applied (consumer, event_id) "
-            "select $1, id from unnest($2::uuid[]) as id order by id "
-            "on conflict do nothing returning event_id",
-            consumer,
-            ids,
-        )
+        if times is None:
+            rows = await conn.fetch(
+                f"insert into {s}.consumer_applied (consumer, event_id) "
+                "select $1, id from unnest($2::uuid[]) as id order by id "
+                "on conflict do nothing returning event_id",
+                consumer,
+                ids,
+            )
+        else:
+            rows = await conn.fetch(
+                f"insert into {s}.consumer_applied (consumer, event_id) "
+                "select $1, x.id from unnest($2::uuid[], $3::timestamptz[]) as x(id, at) "
+                "where x.at >= coalesce((select to_timestamp(position / 1000.0) from "
+                f"{s}.consumer_positions where consumer = $1 and source = $4), '-infinity') "
+                "order by x.id on conflict do nothing returning event_id",
+                consumer,
+                ids,
+                times,
+                APPLIED_HORIZON_SOURCE,
+            )
         claimed = {r["event_id"] for r in rows}
         applied = 0
         for item, item_id in zip(items, ids, strict=True):
@@ -138,6 +165,74 @@ async def load_global_position(
     if row is None:
         return GlobalPosition.START
     return GlobalPosition(row["transaction_id"] or 0, row["position"])
+
+
+async def prune_applied(
+    target: PgPool | PgConnection,
+    schema: str,
+    *,
+    retention: timedelta = DEFAULT_APPLIED_RETENTION,
+    batch: int = 10_000,
+) -> int:
+    """Delete the ids of events applied longer than `retention` ago (by every consumer of the
+    schema); returns how many were deleted.
+
+    Safe as long as nothing older than `retention` is redelivered unapplied: each consumer's
+    horizon (now - retention) is recorded in the same transaction, and `apply_once` with
+    `occurred_at` takes an event that occurred before it as applied (an event that occurred
+    before the horizon and was still not applied at pruning time would be a consumer lagging
+    by more than the retention, which Kafka's own retention would not survive either).
+    Deletes in batches of `batch` rows, each its own short transaction.
+    """
+    s = quote_ident(schema)
+    deleted = 0
+    async with connection(target) as conn:
+        horizon: datetime = await conn.fetchval("select now() - $1::interval", retention)
+        consumers = await conn.fetch(
+            f"select distinct consumer from {s}.consumer_applied where applied_at < $1", horizon
+        )
+        for row in consumers:
+            consumer = row["consumer"]
+            while True:
+                async with conn.transaction():
+                    await conn.execute(
+                        f"insert into {s}.consumer_positions as old (consumer, source, position) "
+                        "values ($1, $2, (extract(epoch from $3::timestamptz) * 1000)::bigint) "
+                        "on conflict (consumer, source) do update "
+                        "set position = excluded.position, updated_at = now() "
+                        "where old.position < excluded.position",
+                        consumer,
+                        APPLIED_HORIZON_SOURCE,
+                        horizon,
+                    )
+                    status = await conn.execute(
+                        f"delete from {s}.consumer_applied where ctid = any(array("
+                        f"select ctid from {s}.consumer_applied "
+                        "where consumer = $1 and applied_at < $2 limit $3))",
+                        consumer,
+                        horizon,
+                        batch,
+                    )
+                count = int(status.split()[-1])
+                deleted += count
+                if count < batch:
+                    break
+    return deleted
+
+
+async def reset_position(
+    target: PgPool | PgConnection, schema: str, consumer: str, source: str = STORE_SOURCE
+) -> None:
+    """Forget how far `consumer` got in `source` (`save_position` never moves backwards): for
+    a consumer that must start that source again, e.g. the outbox relay after the broker lost
+    what it had published."""
+    s = quote_ident(schema)
+    async with connection(target) as conn:
+        await conn.execute(
+            f"delete from {s}.consumer_positions where consumer = $1 and source = $2",
+            consumer,
+            source,
+        )
 
 
 async def reset_consumer(target: PgPool | PgConnection, schema: str, consumer: str) -> None:

@@ -68,9 +68,10 @@ def _simulator_env(running: list[RunningService]) -> dict[str, str]:
     return env
 
 
-def _start_simulator(
+def start_simulator(
     running: list[RunningService], args: list[str], log_dir: Path
 ) -> ManagedProcess | None:
+    """The traffic simulator, told where every running service listens (None: not installed)."""
     if importlib.util.find_spec(SIMULATOR_MODULE) is None:
         _say(f"no traffic simulator: {SIMULATOR_MODULE} is not installed")
         return None
@@ -177,7 +178,7 @@ def run(
             if simulate is not None:
                 log = logs / "simulator.log"
                 echo = _Echo(log, "  sim | ")
-                simulator = _start_simulator(running, simulate, logs)
+                simulator = start_simulator(running, simulate, logs)
                 if simulator is not None:
                     _say(f"  simulator        log {log}")
             _where_to_look(running, infra.kafka_bootstrap, simulator)

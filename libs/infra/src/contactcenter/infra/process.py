@@ -115,7 +115,11 @@ class ManagedProcess:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on the port now. Servers bind with SO_REUSEADDR (Tansu,
+    PostgreSQL, gRPC), so connections of a killed predecessor left in TIME_WAIT do not make
+    the port busy; a listening socket still does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

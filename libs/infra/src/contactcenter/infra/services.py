@@ -84,13 +84,19 @@ def start_service(
     kafka_bootstrap: str,
     log_dir: Path,
     extra_env: dict[str, str] | None = None,
+    grpc_port: int | None = None,
+    http_port: int | None = None,
     taken_ports: set[int] | None = None,
 ) -> RunningService:
-    """Start one service on its well-known ports, or free ones when those are busy.
-    `taken_ports`: ports already given to services that may not listen yet (updated)."""
+    """Start one service; `grpc_port`/`http_port` pin its ports (a restart on the same ones),
+    else its preferred ports when free, or free ones. `taken_ports`: ports already given to
+    services that may not listen yet (updated)."""
     taken = taken_ports if taken_ports is not None else set()
-    grpc_port = _port(spec.grpc_port, taken)
-    http_port = _port(spec.http_port, taken) if spec.http_port else None
+    grpc_port = grpc_port or _port(spec.grpc_port, taken)
+    if not spec.http_port:
+        http_port = None
+    elif http_port is None:
+        http_port = _port(spec.http_port, taken)
     p = spec.env_prefix
     env = {
         **os.environ,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Union
 
@@ -21,7 +22,12 @@ from faststream.kafka import KafkaBroker
 from contactcenter.contracts.events import DomainEvent
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventbus import OutboxRelay, Projection, subscribe_projection
-from contactcenter.eventstore import PostgresEventStore, apply_migrations, create_pool
+from contactcenter.eventstore import (
+    PostgresEventStore,
+    apply_migrations,
+    create_pool,
+    prune_applied,
+)
 from contactcenter.grpckit import GrpcServer, HealthState, ServiceRegistration, create_server
 from contactcenter.messaging.admin import ensure_topics
 from contactcenter.messaging.asyncapi import render_asyncapi
@@ -174,9 +180,16 @@ class ServiceApp:
         loops = list(d.background(self.context))
         if d.publishes:
             relay = OutboxRelay(
-                pool=self._pool, store=store, broker=self._broker, source=f"/contactcenter/{d.name}"
+                pool=self._pool,
+                store=store,
+                broker=self._broker,
+                source=f"/contactcenter/{d.name}",
+                bootstrap_servers=s.kafka_bootstrap_servers,
+                partitions=s.kafka_partitions,
             )
             loops.insert(0, ("outbox-relay", relay.run))
+        if projections:
+            loops.append(("prune-applied", self._prune_applied))
         self._loops = [
             asyncio.create_task(self._supervised(name, loop), name=name) for name, loop in loops
         ]
@@ -204,6 +217,18 @@ class ServiceApp:
                     raise RuntimeError(f"database not reachable: {exc}") from exc
                 _log.warning("waiting for the database: %s", exc)
                 await asyncio.sleep(1.0)
+
+    async def _prune_applied(self, stop: asyncio.Event) -> None:
+        """Delete the ids of events applied longer ago than the retention, every
+        `prune_applied_every_s` (the first time at start-up)."""
+        assert self._pool is not None
+        retention = timedelta(seconds=self.settings.applied_retention_s)
+        while not stop.is_set():
+            deleted = await prune_applied(self._pool, self.schema, retention=retention)
+            if deleted:
+                _log.info("pruned %d ids of events applied before %s ago", deleted, retention)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.prune_applied_every_s)
 
     async def _supervised(self, name: str, loop: Loop) -> None:
         """Run a loop until the app stops; a crash is logged and the loop runs again (it

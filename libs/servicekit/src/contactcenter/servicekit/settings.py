@@ -51,6 +51,11 @@ class ServiceSettings(BaseSettings):
     #: about a fifth less CPU per gRPC call than asyncio's own loop (bench/profiles.py).
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
+    #: How long the ids of applied events are kept (redeliveries are recognised by them),
+    #: and how often older ones are pruned.
+    applied_retention_s: float = Field(default=7 * 86400.0, gt=0)
+    prune_applied_every_s: float = Field(default=3600.0, gt=0)
+
     def kafka(self, client_id: str) -> KafkaSettings:
         return KafkaSettings(
             bootstrap_servers=self.kafka_bootstrap_servers,

@@ -46,6 +46,10 @@ class PresenceLeases:
             f"select tenant_id, agent_id, expires_at from {t} where expires_at < now() "
             "order by expires_at limit $1"
         )
+        self._sql_extend_expired = (
+            f"update {t} set expires_at = now() + make_interval(secs => $1) "
+            "where expires_at < now()"
+        )
         # Only the lease that was seen expired: a renewal in between keeps the agent.
         self._sql_forget = (
             f"delete from {t} where tenant_id = $1 and agent_id = $2 and expires_at = $3"
@@ -64,6 +68,12 @@ class PresenceLeases:
             rows = await conn.fetch(self._sql_expired, limit)
         return [ExpiredLease(r["tenant_id"], r["agent_id"], r["expires_at"]) for r in rows]
 
+    async def extend_expired(self) -> int:
+        """Give every expired lease one more period; returns how many."""
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(self._sql_extend_expired, self.ttl_s)
+        return int(status.split()[-1])
+
     async def forget(self, lease: ExpiredLease) -> None:
         async with self._pool.acquire() as conn:
             await conn.execute(self._sql_forget, lease.tenant_id, lease.agent_id, lease.expires_at)
@@ -81,6 +91,15 @@ class LeaseSweeper:
         self._interval_s = interval_s
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Leases that ran out while no routing instance was up could not be renewed (the
+        # desktops had nobody to renew them with): give them one lease period to reconnect
+        # rather than logging every agent off at start-up.
+        try:
+            extended = await self._leases.extend_expired()
+            if extended:
+                _log.info("%d presence leases expired while routing was down: extended", extended)
+        except Exception:
+            _log.exception("extending the presence leases at start-up failed")
         while not stop.is_set():
             try:
                 await self.sweep()
