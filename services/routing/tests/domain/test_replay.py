@@ -30,6 +30,7 @@ from contactcenter.routing.domain import (
     Presence,
     QueueContact,
     QueueReason,
+    RecordAssignment,
     RejectOffer,
     RoutingEngine,
     RoutingEvent,
@@ -174,6 +175,19 @@ def next_command(rng: random.Random, engine: RoutingEngine, n: int) -> Command:
         return AssignContact(
             interaction_id=rng.choice(sorted(engine.contacts)), agent_id=rng.choice(agents)
         )
+    if roll < 0.91:
+        # Interactions' assignments: a gateway's direct connect (known or unknown agent, or a
+        # contact routing never had) or routing's own accepted offer coming back.
+        held = sorted(
+            iid
+            for agent in engine.agents.values()
+            for iid, item in agent.items.items()
+            if item.status is WorkStatus.ASSIGNED
+        )
+        known = sorted(engine.contacts) + held
+        iid = rng.choice(known) if known and rng.random() < 0.9 else f"x{n}"
+        agent_id = rng.choice(agents) if rng.random() < 0.9 else "ghost"
+        return RecordAssignment(interaction_id=iid, agent_id=agent_id)
     return Tick()
 
 

@@ -10,6 +10,16 @@ envelope fields (`event_id`, `tenant_id`, `occurred_at`, `correlation_id`, `caus
   {failure_code?} -> CancelContact.
 - `interactions.InteractionEnded.v1` -> EndContact (the agent goes to wrap-up).
 - `interactions.InteractionCompleted.v1` -> CompleteContact.
+- `interactions.InteractionAssigned.v1` {agent_id, offer_id?, queue_id?} -> RecordAssignment:
+  the contact is that agent's. Routing's own accepted offer coming back changes nothing; an
+  assignment without an offer (a gateway's `Connect` of a queued contact to an agent it names)
+  takes the contact out of its queue, cancels a pending offer to another agent (releasing that
+  reservation) and seizes the agent's capacity for the channel (ContactAssigned without
+  `offer_id`), so the agent is busy until InteractionEnded / InteractionCompleted. An agent
+  routing does not know: ContactRemoved (reason `assigned_outside`, code `unknown_agent`). A
+  contact routing does not hold (never queued here, already gone) is refused NotFound and
+  logged. `interactions.InteractionConnected.v1` is not consumed: it follows the assignment in
+  the same append, for the same agent, and adds nothing routing needs.
 
 `required_skills` items are `{"skill": ..., "min_proficiency": 0..10}`; routing's levels are
 1..5, so a higher minimum is read as 5 (the top level).
@@ -44,6 +54,7 @@ from contactcenter.routing.domain import (
     CompleteContact,
     EndContact,
     QueueContact,
+    RecordAssignment,
 )
 from contactcenter.routing.domain.values import MAX_PROFICIENCY, Channel, QueueReason
 
@@ -56,6 +67,7 @@ INTERACTION_ABANDONED: Final = "interactions.InteractionAbandoned.v1"
 INTERACTION_FAILED: Final = "interactions.InteractionFailed.v1"
 INTERACTION_ENDED: Final = "interactions.InteractionEnded.v1"
 INTERACTION_COMPLETED: Final = "interactions.InteractionCompleted.v1"
+INTERACTION_ASSIGNED: Final = "interactions.InteractionAssigned.v1"
 
 
 class _Inbound(BaseModel):
@@ -89,6 +101,11 @@ class InteractionAbandoned(_Inbound):
 
 class InteractionFailed(_Inbound):
     failure_code: str | None = None
+
+
+class InteractionAssigned(_Inbound):
+    agent_id: str = Field(min_length=1)
+    offer_id: str | None = None
 
 
 def _queue(data: Mapping[str, Any]) -> tuple[QueueContact, UUID | None]:
@@ -131,12 +148,21 @@ def _completed(data: Mapping[str, Any]) -> tuple[Command, UUID | None]:
     return CompleteContact(interaction_id=e.interaction_id), e.correlation_id
 
 
+def _assigned(data: Mapping[str, Any]) -> tuple[Command, UUID | None]:
+    e = InteractionAssigned.model_validate(data)
+    return (
+        RecordAssignment(interaction_id=e.interaction_id, agent_id=e.agent_id, offer_id=e.offer_id),
+        e.correlation_id,
+    )
+
+
 _COMMANDS: Final[Mapping[str, Callable[[Mapping[str, Any]], tuple[Command, UUID | None]]]] = {
     INTERACTION_QUEUED: _queue,
     INTERACTION_ABANDONED: _abandoned,
     INTERACTION_FAILED: _failed,
     INTERACTION_ENDED: _ended,
     INTERACTION_COMPLETED: _completed,
+    INTERACTION_ASSIGNED: _assigned,
 }
 
 

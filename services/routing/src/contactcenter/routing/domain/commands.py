@@ -202,6 +202,24 @@ class AssignContact:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordAssignment:
+    """Interactions recorded that the contact is the agent's (InteractionAssigned): a fact
+    routing follows and never refuses, e.g. a gateway connected a queued contact straight to
+    an agent. The contact leaves its queue (a pending offer to someone else is cancelled) and
+    the agent's capacity for the channel is seized as for an accepted offer, even beyond the
+    agent's capacity or presence (the work exists). Routing's own assignment coming back, or
+    the same fact again, changes nothing; the agent's own pending offer is accepted. An agent
+    routing does not know only takes the contact out of its queue (ContactRemoved, reason
+    `assigned_outside`, reason code `unknown_agent`); a contact routing does not hold is
+    NotFound (nothing to follow: the caller logs it)."""
+
+    interaction_id: str
+    agent_id: str
+    #: The offer the assignment took, if any (routing's own, when it made it).
+    offer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tick:
     """Fire the timers due by `context.now` (every command does that first)."""
 
@@ -219,5 +237,6 @@ Command = (
     | EndContact
     | CompleteContact
     | AssignContact
+    | RecordAssignment
     | Tick
 )

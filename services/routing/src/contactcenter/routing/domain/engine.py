@@ -63,6 +63,7 @@ from contactcenter.routing.domain.commands import (
     EndContact,
     EndWrapUp,
     QueueContact,
+    RecordAssignment,
     RejectOffer,
     SetAgentState,
     Tick,
@@ -222,6 +223,7 @@ class RoutingEngine(RoutingState):
             EndContact: self._end_contact,
             CompleteContact: self._complete_contact,
             AssignContact: self._assign_contact,
+            RecordAssignment: self._record_assignment,
             Tick: lambda run, command: None,
         }
         self._timer_handlers: dict[TimerKind, Callable[[_Run, str, Any, int], None]] = {
@@ -1009,6 +1011,82 @@ class RoutingEngine(RoutingState):
             channel=channel,
             offer_id=None,
             cost=agent.costs[channel],
+            wait_ms=0,
+            within_service_level=True,
+        )
+        run.touched[agent] = None
+
+    def _record_assignment(self, run: _Run, c: RecordAssignment) -> None:
+        """Follow an assignment interactions recorded (see RecordAssignment)."""
+        iid = c.interaction_id
+        agent = self.agents.get(c.agent_id)
+        contact = self.contacts.get(iid)
+        holders = self._holders(iid, WorkStatus.ASSIGNED)
+        if agent is not None and any(a is agent for a, _ in holders):
+            return  # routing's own assignment (its offer accepted) coming back, or a repeat
+        if contact is None and not holders:
+            raise NotFound(
+                f"interaction {iid!r} is not in routing (never queued here, or already gone): "
+                f"its assignment to agent {c.agent_id!r} changes nothing",
+                resource_type="interaction",
+                resource_name=iid,
+            )
+        if contact is not None and contact.offer is not None:
+            if contact.offer.agent is agent:
+                # The agent took routing's own offer through interactions.
+                self._accept_offer(run, contact.offer)
+                return
+            self._end_offer(
+                run, contact.offer, OfferCancelled, reason=OfferCancelReason.CONTACT_ASSIGNED
+            )
+        for other, item in holders:
+            # Interactions gave it to someone else: routing's assignment never became work.
+            self._emit(
+                run,
+                ContactRemoved,
+                correlation_id=item.correlation_id,
+                interaction_id=iid,
+                queue_id=item.queue_id,
+                reason=RemovalReason.ASSIGNED_OUTSIDE,
+                reason_code="assigned_elsewhere",
+                agent_id=other.id,
+                waited_ms=0,
+            )
+            run.touched[other] = None
+            run.dirty_agents[other] = Trigger.AGENT_AVAILABLE
+        if agent is None:
+            if contact is not None:
+                self._emit(
+                    run,
+                    ContactRemoved,
+                    correlation_id=contact.correlation_id,
+                    interaction_id=iid,
+                    queue_id=contact.queue.id,
+                    reason=RemovalReason.ASSIGNED_OUTSIDE,
+                    reason_code="unknown_agent",
+                    waited_ms=run.t - contact.entered,
+                )
+            return
+        own = agent.items.get(iid)
+        if own is not None:
+            # Back to the agent who was wrapping it up (requeued, then picked again).
+            self._end_wrap_up_item(run, agent, own, WrapUpEndReason.AGENT)
+        channel = contact.channel if contact is not None else holders[0][1].channel
+        cost = agent.costs.get(channel) or DEFAULT_CHANNEL_COSTS[Channel(channel)]
+        if contact is not None:
+            self._assigned(run, contact, agent, channel, cost, None)
+            return
+        item = holders[0][1]
+        self._emit(
+            run,
+            ContactAssigned,
+            correlation_id=item.correlation_id,
+            interaction_id=iid,
+            agent_id=agent.id,
+            queue_id=item.queue_id,
+            channel=channel,
+            offer_id=None,
+            cost=cost,
             wait_ms=0,
             within_service_level=True,
         )

@@ -22,6 +22,7 @@ from contactcenter.routing.domain.commands import (
     EndContact,
     EndWrapUp,
     QueueContact,
+    RecordAssignment,
     RejectOffer,
     SetAgentState,
     Tick,
@@ -232,6 +233,12 @@ def _assign(c: AssignContact, checks: Checks) -> None:
     checks.identifier("agent_id", c.agent_id, required=True)
 
 
+def _record_assignment(c: RecordAssignment, checks: Checks) -> None:
+    checks.identifier("interaction_id", c.interaction_id, required=True)
+    checks.identifier("agent_id", c.agent_id, required=True)
+    checks.identifier("offer_id", c.offer_id)
+
+
 _VALIDATORS: Final[Mapping[type[Any], Callable[[Any, Checks], None]]] = {
     ConfigureQueue: _queue,
     ConfigureAgent: _agent,
@@ -245,6 +252,7 @@ _VALIDATORS: Final[Mapping[type[Any], Callable[[Any, Checks], None]]] = {
     EndContact: _interaction,
     CompleteContact: _interaction,
     AssignContact: _assign,
+    RecordAssignment: _record_assignment,
     Tick: lambda c, checks: None,
 }
 

@@ -124,6 +124,10 @@ class RemovalReason(StrEnum):
     CANCELLED = "cancelled"
     ENDED = "ended"
     MAX_WAIT_EXIT = "max_wait_exit"
+    #: Interactions assigned it to an agent routing does not know (reason code
+    #: `unknown_agent`), or to another agent than the one routing assigned (with `agent_id`,
+    #: reason code `assigned_elsewhere`): routing's copy leaves, no wrap-up.
+    ASSIGNED_OUTSIDE = "assigned_outside"
 
 
 class QueueReason(StrEnum):
