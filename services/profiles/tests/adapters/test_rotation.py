@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from contactcenter.eventstore import PostgresEventStore, apply_migrations, create_pool
-from contactcenter.profiles.__main__ import rotate
 from contactcenter.privacy import INDEX_ROOT, master_key_id, rewrap_keys
+from contactcenter.profiles.__main__ import rotate
 from contactcenter.profiles.adapters.crypto import KeyRing
 from contactcenter.profiles.adapters.tables import Tables
 from contactcenter.profiles.application import ProfilesApplication

@@ -176,14 +176,14 @@ async def rewrap_keys(
             rows = await conn.fetch(select, current, after[0], after[1], batch)
             if not rows:
                 break
-            new = [keyring.rewrap(r["tenant_id"], r["subject"], r["wrapped"]) for r in rows]
+            rewraps = [keyring.rewrap(r["tenant_id"], r["subject"], r["wrapped"]) for r in rows]
             async with conn.transaction():
                 done: int = await conn.fetchval(
                     update,
                     [r["tenant_id"] for r in rows],
                     [r["subject"] for r in rows],
                     [r["wrapped"] for r in rows],
-                    new,
+                    rewraps,
                 )
         rewrapped += done
         after = (rows[-1]["tenant_id"], rows[-1]["subject"])
