@@ -100,6 +100,8 @@ async def migrate(database_url: str) -> None:
 async def seed(database_url: str, tenant_id: str, count: int) -> None:
     """COPY the identity index and keys, bulk-insert events and views in SQL."""
     keyring = KeyRing(base64.b64decode(DEV_ONLY_MASTER_KEY))
+    # The root the service stores on its first start over these keys (contactcenter.privacy).
+    keyring.set_index_root(keyring.legacy_index_root())
     refs = keyring.refs(tenant_id)
     wrapped = keyring.wrap(tenant_id, "bench", KeyRing.new_data_key())  # not opened here
     conn = await asyncpg.connect(database_url)

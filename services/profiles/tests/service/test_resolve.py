@@ -105,7 +105,7 @@ async def test_a_claim_interrupted_before_its_append_is_repaired(api: Any) -> No
     from contactcenter.profiles.domain import IdentityKind, normalise
 
     identity = normalise(IdentityKind.EMAIL, "crashed@example.com")
-    ref = app.keyring.refs(api.tenant_id).ref(identity)
+    ref = (await app.identity_refs(api.tenant_id)).ref(identity)
     orphan = str(uuid.uuid4())
     assert await app.tables.claim_identity(
         api.tenant_id, identity.kind, ref, orphan, "create", "crashed-request"

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from contactcenter.eventstore import PgConnection, PgPool
 from contactcenter.privacy.crypto import KeyRing, ShreddedCipher, SubjectCipher
+from contactcenter.privacy.rotation import KeyTable
 
 #: The tables, for a service's migration (`{schema}` is the service's schema, quoted).
 DDL = """
@@ -44,6 +45,8 @@ class SubjectKeys:
     def __init__(self, pool: PgPool, schema: str, keyring: KeyRing) -> None:
         self.pool = pool
         self.keyring = keyring
+        #: Where the keys are (for `rewrap_keys`).
+        self.table = KeyTable(schema)
         s = _q(schema)
         self._sql_ensure = (
             f"insert into {s}.subject_keys (tenant_id, subject_id, wrapped_key) "

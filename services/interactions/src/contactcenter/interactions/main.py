@@ -86,7 +86,10 @@ class InteractionsApp(ServiceApp):
             if s.uses_dev_master_key:
                 _log.warning("interactions: the public development master key is in use")
             keyring = KeyRing(
-                s.master_key_bytes(), context="interactions", subject_kind="interaction"
+                s.master_key_bytes(),
+                s.retired_master_keys_bytes(),
+                context="interactions",
+                subject_kind="interaction",
             )
             self.keys = SubjectKeys(ctx.pool, ctx.schema, keyring)
             self.privacy = Privacy(self.keys, PersonalFields(s.personal_attributes))

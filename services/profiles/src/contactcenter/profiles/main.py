@@ -59,7 +59,7 @@ class ProfilesApp(ServiceApp):
         self.application = ProfilesApplication(
             ctx.store,
             Tables(ctx.pool, ctx.schema),
-            KeyRing(s.master_key_bytes()),
+            KeyRing(s.master_key_bytes(), s.retired_master_keys_bytes()),
             settings_ttl_s=s.tenant_settings_ttl_s,
         )
         return [registration(ProfilesServicer(self.application))]

@@ -4,9 +4,15 @@ with a per-tenant secret) the identity index is searched by.
 
 The associated data of a sealed value is `profile/<tenant>/<profile>`, so a ciphertext copied
 to another profile does not open.
+
+Master key versions and rotation, and the identity index's stored root secret, are the shared
+key ring's (`contactcenter.privacy`); `python -m contactcenter.profiles rotate-master-key` rewraps
+`profile_keys` and the stored root under the current master key.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from contactcenter.privacy import KeyRing as SubjectKeyRing
 from contactcenter.privacy import ShreddedCipher, SubjectCipher
@@ -32,8 +38,20 @@ class HmacRefs:
 class KeyRing(SubjectKeyRing):
     """The profiles service's key ring: subjects are profiles."""
 
-    def __init__(self, master_key: bytes) -> None:
-        super().__init__(master_key, context="profiles", subject_kind="profile")
+    def __init__(
+        self,
+        master_key: bytes,
+        retired_master_keys: Sequence[bytes] = (),
+        *,
+        index_root: bytes | None = None,
+    ) -> None:
+        super().__init__(
+            master_key,
+            retired_master_keys,
+            context="profiles",
+            subject_kind="profile",
+            index_root=index_root,
+        )
         self._refs: dict[str, HmacRefs] = {}
 
     def refs(self, tenant_id: str) -> HmacRefs:

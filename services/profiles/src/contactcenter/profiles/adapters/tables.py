@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from contactcenter.eventstore import PgConnection, PgPool
+from contactcenter.privacy import KeyRingSecrets, KeyTable
 from contactcenter.profiles.domain import (
     AttributeDefinition,
     AttributeSchema,
@@ -77,6 +78,9 @@ class Tables:
         self.pool = pool
         s = _q(schema)
         self._s = s
+        #: The profile keys (for master key rotation) and the key ring's stored secrets.
+        self.key_table = KeyTable(schema, "profile_keys", "profile_id")
+        self.secrets = KeyRingSecrets(pool, schema)
         self._sql_find = (
             "select i.profile_id, coalesce(r.target_profile_id, i.profile_id) as effective_id, "
             "i.origin, i.claimed_by_request, i.confirmed "

@@ -15,6 +15,7 @@ Consistency model:
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,8 @@ from contactcenter.contracts.errors import (
 from contactcenter.contracts.events import DomainEvent, registry, utc_now
 from contactcenter.contracts.streams import stream_id
 from contactcenter.eventstore import ANY, NO_STREAM, AppendResult, PostgresEventStore
-from contactcenter.profiles.adapters.crypto import KeyRing
+from contactcenter.privacy import load_index_root
+from contactcenter.profiles.adapters.crypto import HmacRefs, KeyRing
 from contactcenter.profiles.adapters.tables import (
     AuditEntry,
     AuditRecord,
@@ -121,6 +123,7 @@ class ProfilesApplication:
         self.store = store
         self.tables = tables
         self.keyring = keyring
+        self._index_lock = asyncio.Lock()
         self._settings_ttl_s = settings_ttl_s
         self._settings: dict[str, tuple[float, TenantSettings]] = {}
 
@@ -139,6 +142,14 @@ class ProfilesApplication:
         settings = await self.tables.tenant_settings(tenant_id)
         self._settings[tenant_id] = (now + self._settings_ttl_s, settings)
         return settings
+
+    async def identity_refs(self, tenant_id: str) -> HmacRefs:
+        """The tenant's identity-index hashes; the first call loads the stored index root."""
+        if not self.keyring.has_index_root:
+            async with self._index_lock:
+                if not self.keyring.has_index_root:
+                    await load_index_root(self.tables.secrets, self.tables.key_table, self.keyring)
+        return self.keyring.refs(tenant_id)
 
     async def _region(self, tenant_id: str, given: str) -> str | None:
         return given.strip().upper() or (await self.tenant_settings(tenant_id)).default_region
@@ -209,7 +220,7 @@ class ProfilesApplication:
             else None
         )
         identity = self._normalise(identity_in, region, "identity")
-        ref = self.keyring.refs(tenant).ref(identity)
+        ref = (await self.identity_refs(tenant)).ref(identity)
         for _ in range(10):
             row = await self.tables.find_identity(tenant, identity.kind, ref)
             if row is None:
@@ -247,7 +258,7 @@ class ProfilesApplication:
             identity,
             display_name,
             cipher,
-            self.keyring.refs(tenant),
+            await self.identity_refs(tenant),
             utc_now(),
         )
         try:
@@ -313,7 +324,7 @@ class ProfilesApplication:
             identity_in, await self._region(tenant, default_region), "identity"
         )
         row = await self.tables.find_identity(
-            tenant, identity.kind, self.keyring.refs(tenant).ref(identity)
+            tenant, identity.kind, (await self.identity_refs(tenant)).ref(identity)
         )
         if row is None or (not row.confirmed and row.origin == "create"):
             return []
@@ -397,7 +408,7 @@ class ProfilesApplication:
                 self._normalise(i, region, f"remove_identities[{n}]") for n, i in enumerate(remove)
             ],
         )
-        refs = self.keyring.refs(tenant)
+        refs = await self.identity_refs(tenant)
         stream = self.stream(tenant, effective)
         for attempt in range(5):
             state = await self._state(tenant, effective, open_data=True)
@@ -451,7 +462,7 @@ class ProfilesApplication:
         """Claim every added identity for the profile; one owned by another profile refuses
         the update (ALREADY_EXISTS: merge the profiles instead)."""
         claimed: list[tuple[str, str]] = []
-        refs = self.keyring.refs(tenant)
+        refs = await self.identity_refs(tenant)
         positions = {refs.ref(i): n for n, i in enumerate(command.add_identities)}
         for e in events:
             if not isinstance(e, IdentityAdded):
