@@ -83,6 +83,7 @@ class Ids:
     message_id: str
     quarantine_id: str
     schedule_id: str
+    time_off_id: str
     create_request_id: str
 
     def ghost(self) -> Ids:
@@ -103,6 +104,7 @@ class Ids:
             message_id=u(),
             quarantine_id=u(),
             schedule_id=f"ghost-{tag}",
+            time_off_id=u(),
             create_request_id=u(),
         )
 
@@ -309,6 +311,13 @@ def create_tenant_b(system: System) -> TenantB:
     )
     schedule_id = f"week-{low}"
     wfm.GenerateSchedule(_schedule(schedule_id, agent_id, queue_id), metadata=md)
+    day_off = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    time_off_id = wfm.RequestTimeOff(
+        wpb.RequestTimeOffRequest(
+            request_id=rid(), agent_id=agent_id, first_date=day_off, last_date=day_off
+        ),
+        metadata=md,
+    ).time_off_id
     _eventually(
         "B's queue in reporting",
         lambda: (
@@ -328,6 +337,7 @@ def create_tenant_b(system: System) -> TenantB:
         message_id=message_id,
         quarantine_id=quarantine_id,
         schedule_id=schedule_id,
+        time_off_id=time_off_id,
         create_request_id=create_request_id,
     )
     return TenantB(tenant=tenant, secret=secret, ids=ids)
@@ -384,6 +394,9 @@ def b_state(system: System, b: TenantB) -> dict[str, object]:
     )
     state["offer"] = explained.status
     stats = reporting.QueueStats(rppb.QueueStatsRequest(queue_ids=[ids.queue_id]), metadata=md)
+    wfm = wgrpc.WfmServiceStub(grpc.insecure_channel(system.address("wfm")))
+    time_off = wfm.ListTimeOff(wpb.ListTimeOffRequest(), metadata=md).time_off
+    state["time off"] = sorted((t.time_off_id, t.status) for t in time_off)
     state["reporting queue"] = [
         (q.queue_id, q.name, q.service_level_threshold_s) for q in stats.queues
     ]
@@ -540,6 +553,13 @@ def cases() -> dict[str, list[Case]]:
         ],
         "RoutingService/ExplainDecision": [lambda b: r.ExplainDecisionRequest(offer_id=b.offer_id)],
         "RoutingService/AgentStream": [lambda b: r.AgentStreamRequest()],
+        "RoutingService/ListQueues": [lambda b: r.ListQueuesRequest()],
+        "RoutingService/ListAgents": [
+            lambda b: r.ListAgentsRequest(),
+            lambda b: r.ListAgentsRequest(queue_id=b.queue_id),
+        ],
+        "RoutingService/GetAgent": [lambda b: r.GetAgentRequest(agent_id=b.agent_id)],
+        "RoutingService/ReplayDecisions": [lambda b: r.ReplayDecisionsRequest()],
         # profiles
         "ProfilesService/ResolveIdentity": [
             lambda b: p.ResolveIdentityRequest(
@@ -572,6 +592,10 @@ def cases() -> dict[str, list[Case]]:
         "ProfilesService/History": [
             lambda b: p.HistoryRequest(profile_id=b.profile_id, purpose="support")
         ],
+        "ProfilesService/ListAccessAudit": [
+            lambda b: p.ListAccessAuditRequest(),
+            lambda b: p.ListAccessAuditRequest(profile_id=b.profile_id),
+        ],
         "ProfilesService/Search": [
             lambda b: p.SearchRequest(
                 identity=p.Identity(kind=p.IDENTITY_KIND_EMAIL, value=b.customer_email),
@@ -595,6 +619,11 @@ def cases() -> dict[str, list[Case]]:
         ],
         "EmailService/GetMailbox": [lambda b: e.GetMailboxRequest(address=b.mailbox)],
         "EmailService/ListMailboxes": [lambda b: e.ListMailboxesRequest()],
+        "EmailService/ConfigureTenant": [
+            lambda b: e.ConfigureTenantRequest(
+                request_id=rid(), limits=e.TenantLimits(max_inbound_per_minute=1)
+            )
+        ],
         "EmailService/IngestMessage": [
             lambda b: e.IngestMessageRequest(
                 request_id=rid(),
@@ -689,6 +718,16 @@ def cases() -> dict[str, list[Case]]:
                 last_date=(datetime.now(UTC) + timedelta(days=30)).date().isoformat(),
             )
         ],
+        "WfmService/ApproveTimeOff": [
+            lambda b: w.ApproveTimeOffRequest(request_id=rid(), time_off_id=b.time_off_id)
+        ],
+        "WfmService/DenyTimeOff": [
+            lambda b: w.DenyTimeOffRequest(request_id=rid(), time_off_id=b.time_off_id)
+        ],
+        "WfmService/ListTimeOff": [
+            lambda b: w.ListTimeOffRequest(),
+            lambda b: w.ListTimeOffRequest(agent_ids=[b.agent_id]),
+        ],
         "WfmService/Adherence": [
             lambda b: w.AdherenceRequest(range=_now_range(), agent_ids=[b.agent_id]),
             lambda b: w.AdherenceRequest(range=_now_range()),
@@ -733,7 +772,7 @@ def test_no_rpc_of_one_tenant_reaches_another_tenants_data(system: System) -> No
     before = b_state(system, b)
     tenant_a = new_tenant("iso-a")
     # As strong as tokens get: every role, and the subject of B's agent.
-    md_a = token_metadata(tenant_a, b.ids.agent_id)
+    md_a = token_metadata(tenant_a, b.ids.agent_id, tuple(Role))  # every role, auditor too
     catalog = cases()
     rpcs = [rpc for name in system.services for rpc in service_rpcs(name, system.address(name))]
     missing = sorted(rpc.key for rpc in rpcs if rpc.key not in catalog)
