@@ -27,6 +27,7 @@ from contactcenter.privacy.rotation import (
     rewrap_keys,
     rotate_master_key,
 )
+from contactcenter.privacy.settings import MasterKeySettings, dev_only_master_key
 
 __all__ = [
     "DDL",
@@ -38,11 +39,13 @@ __all__ = [
     "KeyRing",
     "KeyRingSecrets",
     "KeyTable",
+    "MasterKeySettings",
     "RewrapReport",
     "ShreddedCipher",
     "SubjectCipher",
     "SubjectKeys",
     "UnknownMasterKey",
+    "dev_only_master_key",
     "is_sealed",
     "load_index_root",
     "master_key_id",

@@ -3,24 +3,19 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from contactcenter.interactions.domain.personal import DEFAULT_PERSONAL_ATTRIBUTES
 from contactcenter.interactions.domain.repeat import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS
-from contactcenter.privacy import parse_master_keys
+from contactcenter.privacy import MasterKeySettings, dev_only_master_key
 from contactcenter.servicekit import ServiceSettings
 
 #: For local runs and tests only (it is public): production sets CC_INTERACTIONS_MASTER_KEY.
-DEV_ONLY_MASTER_KEY = base64.b64encode(
-    hashlib.sha256(b"contact-center-dev-only-interactions-master-key").digest()
-).decode()
+DEV_ONLY_MASTER_KEY = dev_only_master_key("interactions")
 
 
-class InteractionsSettings(ServiceSettings):
+class InteractionsSettings(ServiceSettings, MasterKeySettings):
     model_config = SettingsConfigDict(
         env_prefix="CC_INTERACTIONS_", env_nested_delimiter="__", extra="ignore"
     )
@@ -53,28 +48,6 @@ class InteractionsSettings(ServiceSettings):
     #: Attribute keys (case-insensitive) whose values are the customer's personal data:
     #: sealed like messages and erased with the customer's profile.
     personal_attributes: frozenset[str] = DEFAULT_PERSONAL_ATTRIBUTES
-
-    #: Earlier master keys still readable during a rotation (base64 of 32 bytes each,
-    #: comma-separated): keys wrapped by them open, nothing new is wrapped with them. Unset once
-    #: `python -m contactcenter.interactions rotate-master-key` reports the rotation complete.
-    retired_master_keys: SecretStr | None = None
-
-    def retired_master_keys_bytes(self) -> list[bytes]:
-        if self.retired_master_keys is None:
-            return []
-        return parse_master_keys(
-            self.retired_master_keys.get_secret_value(), "CC_INTERACTIONS_RETIRED_MASTER_KEYS"
-        )
-
-    def master_key_bytes(self) -> bytes:
-        key = base64.b64decode(self.master_key.get_secret_value())
-        if len(key) != 32:
-            raise ValueError("CC_INTERACTIONS_MASTER_KEY must be base64 of 32 bytes")
-        return key
-
-    @property
-    def uses_dev_master_key(self) -> bool:
-        return self.master_key.get_secret_value() == DEV_ONLY_MASTER_KEY
 
     #: Fallback polling of the event store when no append notification arrives (seconds).
     poll_interval_s: float = Field(default=0.5, gt=0)
