@@ -37,6 +37,7 @@ async def test_a_rebuild_from_a_snapshot_equals_a_rebuild_from_every_event(
 ) -> None:
     writer = RoutingApplication(store, snapshot_every=5)
     await _traffic(writer, tenant_id)
+    await writer.snapshots_written()
     version = await store.stream_version(stream_id_for(tenant_id))
     snapshot = await store.load_snapshot(stream_id_for(tenant_id))
     assert snapshot is not None and 5 <= snapshot.version < version

@@ -267,6 +267,7 @@ async def test_replay_rebuilds_the_decisions_from_the_events_bit_for_bit(
     await restarted.execute(
         tenant_id, QueueContact(interaction_id="i-9", queue_id="sales", channel=Channel.VOICE)
     )
+    await restarted.snapshots_written()
     fresh = RoutingApplication(routing.store)  # loads the snapshot `restarted` saved
     report = await fresh.replay(tenant_id)
     assert report.reproduced and report.decisions == result.decisions

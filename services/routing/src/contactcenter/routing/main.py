@@ -90,6 +90,7 @@ class RoutingApp(ServiceApp):
         if self.application is not None:
             # AgentStreams end first, so the gRPC server's graceful stop does not wait on them.
             self.application.fanout.close()
+            await self.application.snapshots_written()  # before the pool closes
         await super().stop()
 
 

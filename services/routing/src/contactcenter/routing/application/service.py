@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import logging
 import pickle
 import zlib
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -58,6 +59,7 @@ from contactcenter.routing.domain.events import (
 )
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 #: Computes what a command returns to its caller (stored with a request_id for retries).
 Summary = Callable[[RoutingEngine, Outcome], Mapping[str, Any]]
 
@@ -108,6 +110,7 @@ class RoutingApplication:
         #: A tenant's engine is snapshotted after this many new events (0: never).
         self._snapshot_every = snapshot_every
         self._snapshot_versions: dict[str, int] = {}
+        self._snapshot_writes: set[asyncio.Task[None]] = set()
         self.fanout = fanout if fanout is not None else OfferFanout()
         self._clock = clock
         self._explain_capacity = explain_capacity
@@ -343,9 +346,25 @@ class RoutingApplication:
         # Pickled here, between decisions: the bytes are the state at `engine.version`.
         state = {"engine": base64.b64encode(pickle.dumps(engine)).decode()}
         self._snapshot_versions[tenant_id] = engine.version
-        await self.store.save_snapshot(
-            stream_id_for(tenant_id), engine.version, state, snapshot_schema_version()
-        )
+        # Written off the command's path: neither the command nor the tenant's next ones wait
+        # for the write of a large row (it was the p99 of the offer path). Writes may finish
+        # out of order: an older snapshot never replaces a newer one.
+        write = asyncio.create_task(self._write_snapshot(tenant_id, engine.version, state))
+        self._snapshot_writes.add(write)
+        write.add_done_callback(self._snapshot_writes.discard)
+
+    async def _write_snapshot(self, tenant_id: str, version: int, state: dict[str, str]) -> None:
+        try:
+            await self.store.save_snapshot(
+                stream_id_for(tenant_id), version, state, snapshot_schema_version()
+            )
+        except Exception as exc:  # a snapshot only shortens rebuilds: the events are kept
+            _log.warning("snapshot of %s at %d not saved: %r", tenant_id, version, exc)
+
+    async def snapshots_written(self) -> None:
+        """Wait for the snapshot writes in flight (before a shutdown, or in tests)."""
+        while self._snapshot_writes:
+            await asyncio.gather(*self._snapshot_writes)
 
     async def _append(
         self,
