@@ -57,6 +57,7 @@ class RoutingApp(ServiceApp):
                 ctx.store,
                 fanout=OfferFanout(max_pending=s.agent_stream_buffer),
                 explain_capacity=s.explain_capacity,
+                snapshot_every=s.snapshot_every,
             )
         return self.application
 
