@@ -92,8 +92,9 @@ class System:
         return self.infra.kafka_bootstrap
 
     def start_services(self) -> None:
-        for spec in discover_services(self.root):
-            self.specs.append(spec)
+        # Ports first: every service knows every peer's address from the start.
+        self.specs.extend(discover_services(self.root))
+        for spec in self.specs:
             p = spec.env_prefix
             self.env.update(
                 {
@@ -102,14 +103,14 @@ class System:
                 }
             )
             self.ports[spec.name] = (free_port(HOST), free_port(HOST) if spec.http_port else None)
+            key = spec.name.upper().replace("-", "_")
+            self.env[f"CC_PEER_{key}_GRPC"] = f"{HOST}:{self.ports[spec.name][0]}"
             if spec.name == "email":
                 smtp = free_port(HOST)
                 self.env["CC_EMAIL_SMTP_PORT"] = str(smtp)
                 self.env["CC_SIM_EMAIL_SMTP"] = f"{HOST}:{smtp}"
+        for spec in self.specs:
             self.start(spec)
-            self.env[f"CC_PEER_{spec.name.upper().replace('-', '_')}_GRPC"] = self.running[
-                spec.name
-            ].grpc_address
 
     def start(self, spec: ServiceSpec) -> RunningService:
         grpc_port, http_port = self.ports[spec.name]

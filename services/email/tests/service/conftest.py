@@ -29,6 +29,7 @@ from contactcenter.email.main import EmailApp, create_app
 from contactcenter.email.v1 import email_pb2 as pb
 from contactcenter.email.v1 import email_pb2_grpc as pb_grpc
 from contactcenter.grpckit import Role, issue_token, metadata_for
+from contactcenter.infra.process import free_port
 from contactcenter.interactions.config import InteractionsSettings
 from contactcenter.interactions.main import create_app as create_interactions
 from contactcenter.interactions.v1 import interactions_pb2 as ipb
@@ -98,16 +99,23 @@ async def stack(infra: TestInfra) -> AsyncIterator[Stack]:
         profiles = create_profiles(
             ProfilesSettings(**service_test_settings(profiles_db, infra.kafka_bootstrap))
         )
+        # Interactions reads the text of sealed emails from the email service: it is told
+        # the port the email service will listen on.
+        email_port = free_port()
         interactions = create_interactions(
             InteractionsSettings(
                 **service_test_settings(interactions_db, infra.kafka_bootstrap),
                 poll_interval_s=0.2,
+                email_grpc_address=f"127.0.0.1:{email_port}",
             )
         )
         async with serving(profiles) as profiles_channel, serving(interactions) as ichannel:
             assert profiles.grpc is not None and interactions.grpc is not None
             settings = EmailSettings(
-                **service_test_settings(email_db, infra.kafka_bootstrap),
+                **{
+                    **service_test_settings(email_db, infra.kafka_bootstrap),
+                    "grpc_port": email_port,
+                },
                 smtp_port=0,
                 profiles_grpc_address=profiles.grpc.address,
                 interactions_grpc_address=interactions.grpc.address,
@@ -133,7 +141,8 @@ async def stack(infra: TestInfra) -> AsyncIterator[Stack]:
                     smtp_port=app.smtp.port,
                     email_db=email_db,
                     kafka_bootstrap=infra.kafka_bootstrap,
-                    settings=settings,
+                    # Other instances of the tests listen elsewhere (gRPC on a free port).
+                    settings=settings.model_copy(update={"grpc_port": 0}),
                 )
     relay_server.close()
 

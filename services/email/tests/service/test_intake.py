@@ -4,6 +4,7 @@ mail open nothing; bad input is quarantined and re-processable."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiosmtplib
@@ -28,8 +29,12 @@ async def test_first_email_opens_a_contact_and_a_reply_joins_it(api: Any, eventu
 
     (received,) = await api.wait_events("email.EmailReceived.v1")
     data = received.data
-    assert data["from_address"] == "anna@customer.example"
-    assert data["from_name"] == "Anna Kunde"
+    # The customer's personal data travels sealed; GetMessage serves it.
+    assert data["from_address"].startswith("v1.") and data["from_name"].startswith("v1.")
+    assert "anna" not in json.dumps(data).lower()
+    message = (await api.call("GetMessage", message_id=data["message_id"])).message
+    assert message.from_address == "anna@customer.example"
+    assert message.from_name == "Anna Kunde"
     assert data["mailbox_address"] == api.mailbox
     assert data["internet_message_id"] == first_id
     assert data["queue_id"] == "q-email" and data["priority"] == 3 and data["language"] == "en"
@@ -42,8 +47,9 @@ async def test_first_email_opens_a_contact_and_a_reply_joins_it(api: Any, eventu
     second = events[1].data
     assert second["thread_id"] == data["thread_id"]
     assert second["thread_matched_by"] == "in_reply_to"
-    assert second["body_text"].startswith("Thanks, restarting it fixed it!")
-    assert "please restart the router" not in second["body_text"]
+    text = (await api.call("GetMessage", message_id=second["message_id"])).message.body_text
+    assert text.startswith("Thanks, restarting it fixed it!")
+    assert "please restart the router" not in text
 
     async def one_interaction_with_both() -> Any:
         found = await api.interactions()
@@ -56,6 +62,9 @@ async def test_first_email_opens_a_contact_and_a_reply_joins_it(api: Any, eventu
     assert interaction.channel == common_pb2.CHANNEL_EMAIL
     assert interaction.customer_profile_id == data["customer_profile_id"]
     assert interaction.queue_id == "q-email"
+    # The interactions service read the sealed text through GetMessage.
+    assert interaction.messages[1].body.startswith("Thanks, restarting it fixed it!")
+    assert interaction.messages[0].author.display_name == "Anna Kunde"
 
 
 async def test_unknown_recipient_is_refused(api: Any) -> None:
@@ -84,7 +93,9 @@ async def test_auto_replies_open_no_contact(api: Any, style: str) -> None:
     await api.register()
     await api.smtp_send(corpus.auto_reply("Boss <boss@customer.example>", api.mailbox, style=style))
     (auto,) = await api.wait_events("email.AutoReplyReceived.v1")
-    assert auto.data["from_address"] == "boss@customer.example"
+    assert "boss@customer.example" not in json.dumps(auto.data)
+    message = (await api.call("GetMessage", message_id=auto.data["message_id"])).message
+    assert message.from_address == "boss@customer.example"
     assert not [e for e in await api.events() if e.type == "email.EmailReceived.v1"]
     assert await api.interactions() == []
 
@@ -93,7 +104,14 @@ async def test_null_sender_bounce_and_our_own_mail_open_nothing(api: Any, eventu
     await api.register()
     await api.smtp_send(corpus.dsn_bounce(api.mailbox, "lost@mail.contactcenter.local"), sender="")
     (bounce,) = await api.wait_events("email.BounceReceived.v1")
-    assert bounce.data["failed_recipients"] == ["gone@customer.example"]
+    assert "gone@customer.example" not in json.dumps(bounce.data)  # sealed
+    (view,) = await api.sql(
+        "select view->'failed_recipients' as f from email.messages "
+        "where tenant_id = $1 and message_id = $2",
+        api.tenant_id,
+        bounce.data["message_id"],
+    )
+    assert json.loads(view["f"]) == ["gone@customer.example"]
     assert bounce.data["status"] == "5.1.1"
     own = corpus.plain(
         "Support <support@acme.example>",
@@ -120,8 +138,9 @@ async def test_charsets_arrive_intact(api: Any, make: Any, subject: str, text: s
     await api.register()
     await api.smtp_send(make(ANNA, api.mailbox))
     (received,) = await api.wait_events("email.EmailReceived.v1")
-    assert received.data["subject"] == subject
-    assert text in received.data["body_text"]
+    message = (await api.call("GetMessage", message_id=received.data["message_id"])).message
+    assert message.subject == subject
+    assert text in message.body_text
 
 
 async def test_attachments_are_stored_by_reference(api: Any) -> None:
@@ -129,9 +148,10 @@ async def test_attachments_are_stored_by_reference(api: Any) -> None:
     await api.smtp_send(corpus.outlook_reply("Bob <bob@customer.example>", api.mailbox, None))
     (received,) = await api.wait_events("email.EmailReceived.v1")
     (attachment,) = received.data["attachments"]
-    assert attachment["file_name"] == "invoice-2025-03.pdf"
+    assert attachment["file_name"].startswith("v1.")  # sealed
     assert attachment["uri"] == f"email://{received.data['message_id']}/1"
     message = (await api.call("GetMessage", message_id=received.data["message_id"])).message
+    assert message.attachments[0].file_name == "invoice-2025-03.pdf"
     assert message.attachments[0].sha256 == attachment["sha256"]
     (blob,) = await api.sql("select data from email.blobs where sha256 = $1", attachment["sha256"])
     assert blob["data"] == b"%PDF-1.4 fake invoice"

@@ -22,7 +22,13 @@ from contactcenter.infra.errors import InfraError
 from contactcenter.infra.health import wait_serving
 from contactcenter.infra.paths import project_root, state_dir
 from contactcenter.infra.process import ManagedProcess
-from contactcenter.infra.services import RunningService, discover_services, start_service
+from contactcenter.infra.services import (
+    HOST,
+    RunningService,
+    discover_services,
+    reserve_port,
+    start_service,
+)
 from contactcenter.infra.stack import LocalInfra
 
 HEALTH_TIMEOUT_S = 90.0
@@ -146,11 +152,16 @@ def run(
         assert infra.postgres is not None and infra.kafka is not None
         _say(f"  postgres  {infra.database_url}")
         _say(f"  kafka     {infra.kafka_bootstrap}")
-        # Services started earlier are peers of later ones: CC_PEER_<NAME>_GRPC=host:port.
-        # All start at once and are then awaited: most of a start is waiting (connections,
-        # consumer-group joins), which overlaps; a service calls its peers only when it works.
-        peers: dict[str, str] = {}
+        # Every service knows every peer's address from the start (CC_PEER_<NAME>_GRPC=
+        # host:port): the gRPC ports are reserved first, then all start at once and are awaited:
+        # most of a start is waiting (connections, consumer-group joins), which overlaps; a
+        # service calls its peers only when it works.
         taken_ports: set[int] = set()
+        grpc_ports = {spec.name: reserve_port(spec.grpc_port, taken_ports) for spec in specs}
+        peers = {
+            f"CC_PEER_{spec.name.upper().replace('-', '_')}_GRPC": f"{HOST}:{grpc_ports[spec.name]}"
+            for spec in specs
+        }
         for spec in specs:
             if stop.is_set():
                 break
@@ -160,10 +171,10 @@ def run(
                 kafka_bootstrap=infra.kafka_bootstrap,
                 log_dir=logs,
                 extra_env=dict(peers),
+                grpc_port=grpc_ports[spec.name],
                 taken_ports=taken_ports,
             )
             running.append(service)
-            peers[f"CC_PEER_{spec.name.upper().replace('-', '_')}_GRPC"] = service.grpc_address
         for service in running:
             if stop.is_set():
                 break

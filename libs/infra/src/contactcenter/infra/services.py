@@ -59,6 +59,11 @@ def discover_services(root: Path) -> list[ServiceSpec]:
     return sorted(specs, key=lambda s: (s.order, s.name))
 
 
+def reserve_port(preferred: int, taken: set[int]) -> int:
+    """`preferred` when free, else a free port; never one of `taken` (the result is added)."""
+    return _port(preferred, taken)
+
+
 def _port(preferred: int, taken: set[int]) -> int:
     # gRPC listens with SO_REUSEPORT (and on an IPv6 socket), so a test bind can succeed on a
     # port that a running server answers on: ask the port too.

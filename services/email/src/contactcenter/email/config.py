@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from contactcenter.email.adapters.mime import Limits
 from contactcenter.grpckit import DEV_ONLY_SIGNING_KEY
+from contactcenter.privacy import MasterKeySettings, dev_only_master_key
 from contactcenter.servicekit import ServiceSettings
 
 
@@ -26,12 +27,16 @@ class LimitSettings(BaseModel):
         return Limits(**self.model_dump())
 
 
+#: For local runs and tests only (it is public): production sets CC_EMAIL_MASTER_KEY.
+DEV_ONLY_MASTER_KEY = dev_only_master_key("email")
+
+
 def _peer(name: str, default: str) -> str:
     # `make run` tells each service where the services started before it listen.
     return os.environ.get(f"CC_PEER_{name}_GRPC", default)
 
 
-class EmailSettings(ServiceSettings):
+class EmailSettings(ServiceSettings, MasterKeySettings):
     model_config = SettingsConfigDict(
         env_prefix="CC_EMAIL_", env_nested_delimiter="__", extra="ignore"
     )
@@ -63,6 +68,9 @@ class EmailSettings(ServiceSettings):
         default_factory=lambda: _peer("INTERACTIONS", "127.0.0.1:50051")
     )
     service_signing_key: SecretStr = SecretStr(DEV_ONLY_SIGNING_KEY)
+    #: Base64 of 32 random bytes: wraps the data key of every message's personal data in the
+    #: events (crypto-shredding). The default is the public development key.
+    master_key: SecretStr = SecretStr(DEV_ONLY_MASTER_KEY)
     #: How long processing waits for the profiles service before emitting without a profile.
     profile_wait_s: float = Field(default=60.0, ge=0)
 

@@ -27,7 +27,9 @@ from contactcenter.email.application.replies import Replies, RetryPolicy, SmtpRe
 from contactcenter.email.application.tenants import TenantSettings
 from contactcenter.email.config import EmailSettings
 from contactcenter.email.domain import EVENT_TYPES
+from contactcenter.eventbus import Projection
 from contactcenter.grpckit import ServiceRegistration
+from contactcenter.privacy import KeyRing, SubjectKeys
 from contactcenter.servicekit import (
     Loop,
     ServiceApp,
@@ -47,7 +49,9 @@ def definition(app: EmailApp | None = None) -> ServiceDefinition:
         migrations=migrations_dir(__file__),
         grpc_services=app._grpc_services if app else lambda _: (),
         background=app._background if app else lambda _: (),
-        projections=lambda ctx: [EmailErasures(ctx.schema), ThreadContacts(ctx.schema)],
+        projections=app._projections
+        if app
+        else lambda ctx: [EmailErasures(ctx.schema), ThreadContacts(ctx.schema)],
         event_models=EVENT_TYPES,
         consumes=(PROFILES_TOPIC, INTERACTIONS_TOPIC),
     )
@@ -65,6 +69,7 @@ class EmailApp(ServiceApp):
         self.imap: ImapPoller | None = None
         self.smtp: SmtpListener | None = None
         self.blobs: PostgresBlobStore | None = None
+        self.keys: SubjectKeys | None = None
         self._profiles: GrpcProfileResolver | None = None
         self._interactions: InteractionsClient | None = None
         self._smtp_workers: SmtpWorkers | None = None
@@ -78,6 +83,16 @@ class EmailApp(ServiceApp):
             return
         s = self.email_settings
         self.blobs = PostgresBlobStore(ctx.pool, ctx.schema)
+        self.keys = SubjectKeys(
+            ctx.pool,
+            ctx.schema,
+            KeyRing(
+                s.master_key_bytes(),
+                s.retired_master_keys_bytes(),
+                context="email",
+                subject_kind="email_message",
+            ),
+        )
         self.mailboxes = Mailboxes(ctx.pool, ctx.schema, ctx.store)
         self.tenants = TenantSettings(ctx.pool, ctx.schema, ctx.store, s.limits_for)
         if s.profiles_grpc_address:
@@ -99,6 +114,7 @@ class EmailApp(ServiceApp):
             profile_wait_s=s.profile_wait_s,
             poll_interval_s=s.poll_interval_s,
             parse_workers=s.parse_workers,
+            keys=self.keys,
         )
         self.writer = IntakeWriter(
             ctx.pool, ctx.schema, self.blobs, on_committed=self.processor.wake
@@ -122,6 +138,7 @@ class EmailApp(ServiceApp):
             recorder=self._interactions,
             message_id_domain=s.message_id_domain,
             retry=RetryPolicy(s.reply_max_attempts, s.reply_base_delay_s, s.reply_max_delay_s),
+            keys=self.keys,
         )
         self.quarantine = Quarantine(ctx.pool, ctx.schema, ctx.store, self.processor.wake)
         self.imap = ImapPoller(
@@ -134,6 +151,10 @@ class EmailApp(ServiceApp):
             on_stored=self.processor.wake,
             tenants=self.tenants,
         )
+
+    def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
+        self._build(ctx)
+        return [EmailErasures(ctx.schema, self.keys), ThreadContacts(ctx.schema)]
 
     def _grpc_services(self, ctx: ServiceContext) -> Sequence[ServiceRegistration]:
         self._build(ctx)

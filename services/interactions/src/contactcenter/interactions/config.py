@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from contactcenter.grpckit import DEV_ONLY_SIGNING_KEY
 from contactcenter.interactions.domain.personal import DEFAULT_PERSONAL_ATTRIBUTES
 from contactcenter.interactions.domain.repeat import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS
 from contactcenter.privacy import MasterKeySettings, dev_only_master_key
@@ -45,6 +48,13 @@ class InteractionsSettings(ServiceSettings, MasterKeySettings):
     #: Base64 of 32 random bytes: wraps the data key of every interaction's personal data
     #: (crypto-shredding; losing it loses every message, note and transcript).
     master_key: SecretStr = SecretStr(DEV_ONLY_MASTER_KEY)
+    #: The email service, where the text of a received email (sealed in its events) is read
+    #: (empty: not called; those fields then read as erased). `make run` tells it with
+    #: CC_PEER_EMAIL_GRPC. Tokens for it are signed with `service_signing_key`.
+    email_grpc_address: str = Field(
+        default_factory=lambda: os.environ.get("CC_PEER_EMAIL_GRPC", "127.0.0.1:50055")
+    )
+    service_signing_key: SecretStr = SecretStr(DEV_ONLY_SIGNING_KEY)
     #: Attribute keys (case-insensitive) whose values are the customer's personal data:
     #: sealed like messages and erased with the customer's profile.
     personal_attributes: frozenset[str] = DEFAULT_PERSONAL_ATTRIBUTES

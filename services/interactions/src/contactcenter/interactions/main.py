@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from contactcenter.eventbus import Projection
 from contactcenter.grpckit import ServiceRegistration
+from contactcenter.interactions.adapters.email_texts import GrpcEmailTexts
 from contactcenter.interactions.adapters.grpc import InteractionsServicer, registration
 from contactcenter.interactions.adapters.inbound import (
     EMAIL_TOPIC,
@@ -74,6 +75,7 @@ class InteractionsApp(ServiceApp):
         self.listing: InteractionList | None = None
         self.keys: SubjectKeys | None = None
         self.privacy: Privacy | None = None
+        self.email_texts: GrpcEmailTexts | None = None
         self.signals = AppendSignals()
         super().__init__(
             definition(self._grpc_services, self._projections, self._background), settings
@@ -134,7 +136,7 @@ class InteractionsApp(ServiceApp):
         assert self.privacy is not None
         return [
             RoutingReactions(process_manager),
-            EmailReactions(process_manager, ctx.schema),
+            EmailReactions(process_manager, ctx.schema, self._email_texts()),
             ProfileErasures(self.privacy),
             ProfileMerges(ctx.schema),
         ]
@@ -148,12 +150,21 @@ class InteractionsApp(ServiceApp):
             ("interaction-list", self.list_projection.run),
         ]
 
+    def _email_texts(self) -> GrpcEmailTexts | None:
+        s = self.interactions_settings
+        if self.email_texts is None and s.email_grpc_address:
+            self.email_texts = GrpcEmailTexts(s.email_grpc_address, s.service_signing_key)
+        return self.email_texts
+
     async def stop(self) -> None:
         if self.application is not None:
             # Watch streams end first, so the gRPC server's graceful stop does not wait on them.
             self.application.closing.set()
             self.application.wake_watchers()
         await super().stop()
+        if self.email_texts is not None:
+            await self.email_texts.close()
+            self.email_texts = None
 
 
 def create_app(settings: InteractionsSettings | None = None) -> InteractionsApp:

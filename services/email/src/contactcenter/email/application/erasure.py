@@ -9,8 +9,10 @@ the event as applied (exactly once; a message that does not parse goes to the DL
   another message, inbox row or quarantined message still refers to the same bytes;
 - the inbox rows, quarantined messages and queued replies of those messages and addresses
   lose their envelope addresses and payloads;
-- the personal fields of their events in this service's event store are redacted in place
-  (the events stay, with their ids, types and references).
+- the data keys their events were sealed with are destroyed (what was published on
+  `cc.email.events.v1` no longer opens), and the personal fields of their events in this
+  service's event store are redacted in place (the events stay, with ids, types and
+  references).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventstore import PgConnection
 from contactcenter.messaging.cloudevents import EventEnvelope
+from contactcenter.privacy import SubjectKeys
 
 _log = logging.getLogger(__name__)
 
@@ -64,8 +67,9 @@ class EmailErasures:
     name = "email.profile-erasures"
     topics: Sequence[str] = (PROFILES_TOPIC,)
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, keys: SubjectKeys | None = None) -> None:
         self._s = _q(schema)
+        self._keys = keys
 
     async def apply(self, conn: PgConnection, envelope: EventEnvelope) -> None:
         if envelope.type != PROFILE_ERASED:
@@ -161,6 +165,8 @@ class EmailErasures:
             message_ids,
             threads,
         )
+        if self._keys is not None:  # what was published sealed no longer opens
+            await self._keys.shred(conn, tenant_id, message_ids)
         await self._redact_events(conn, tenant_id, message_ids, threads)
         await self._delete_unreferenced(conn, tenant_id, sorted(blobs))
         return len(message_ids)

@@ -50,7 +50,9 @@ from contactcenter.email.domain import (
     decide_thread,
     dedupe_key,
 )
+from contactcenter.email.domain.personal import seal_personal
 from contactcenter.eventstore import ANY, NO_STREAM, PgConnection, PgPool, PostgresEventStore
+from contactcenter.privacy import SubjectKeys, seal_or_erased
 
 _log = logging.getLogger(__name__)
 
@@ -129,8 +131,11 @@ class Processor:
         profile_wait_s: float = 60.0,
         poll_interval_s: float = 1.0,
         parse_workers: int = 0,
+        keys: SubjectKeys | None = None,
     ) -> None:
         self._pool = pool
+        #: Seals the personal fields of the events (None: stored clear).
+        self._subject_keys = keys
         self._store = store
         self._blobs = blobs
         self._mailboxes = mailboxes
@@ -613,6 +618,10 @@ class Processor:
         index.by_key[(tenant, key)] = message_id
         if p.internet_message_id:
             index.by_internet_id[(tenant, p.internet_message_id)] = (thread_id, kind.value)
+        if self._subject_keys is not None:
+            owners = [row.profile_id] if row.profile_id else []
+            cipher = await self._subject_keys.for_writing(tenant, message_id, owners, conn=conn)
+            event = seal_personal(event, lambda v: seal_or_erased(cipher, v))
         await self._store.append_in(
             conn,
             stream_id("email_message", tenant, message_id),

@@ -27,6 +27,7 @@ import asyncpg
 import grpc
 
 from contactcenter.contracts.errors import FailedPrecondition, NotFound, ValidationFailed
+from contactcenter.contracts.events import DomainEvent
 from contactcenter.contracts.streams import stream_id
 from contactcenter.email.adapters.mime import sanitize_html
 from contactcenter.email.adapters.peers import is_permanent
@@ -40,7 +41,9 @@ from contactcenter.email.domain import (
     reply_subject,
     token_address,
 )
+from contactcenter.email.domain.personal import seal_personal
 from contactcenter.eventstore import ANY, NO_STREAM, PgPool, PostgresEventStore
+from contactcenter.privacy import SubjectKeys, seal_or_erased
 
 _log = logging.getLogger(__name__)
 
@@ -94,8 +97,11 @@ class Replies:
         recorder: InteractionsRecorder | None,
         message_id_domain: str,
         retry: RetryPolicy = RetryPolicy(),
+        keys: SubjectKeys | None = None,
     ) -> None:
         self._pool = pool
+        #: Seals the personal fields of the events (None: stored clear).
+        self._keys = keys
         self._store = store
         self._mailboxes = mailboxes
         self._relay = relay
@@ -182,6 +188,11 @@ class Replies:
             )
         original = json.loads(row["view"])
         thread_id = row["thread_id"]
+        if original.get("erased"):
+            raise FailedPrecondition(
+                "the customer of this message was erased: there is no address to answer",
+                current_state="erased",
+            )
         if not thread_id or row["kind"] not in ("customer", "outbound"):
             raise FailedPrecondition(
                 "only a customer's email (or our reply on its thread) can be answered",
@@ -236,10 +247,14 @@ class Replies:
         view = {**payload, "kind": "outbound", "attachments": []}
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                stored: DomainEvent = event
+                if self._keys is not None:
+                    cipher = await self._keys.for_writing(tenant_id, message_id, conn=conn)
+                    stored = seal_personal(event, lambda v: seal_or_erased(cipher, v))
                 await self._store.append_in(
                     conn,
                     stream_id("email_message", tenant_id, message_id),
-                    [event],
+                    [stored],
                     expected_version=NO_STREAM,
                     request_id=request_id,
                     result=result,

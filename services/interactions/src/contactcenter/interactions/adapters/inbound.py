@@ -54,6 +54,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventstore import PgConnection
+from contactcenter.interactions.adapters.email_texts import GrpcEmailTexts
 from contactcenter.interactions.application.privacy import Privacy
 from contactcenter.interactions.application.process_manager import (
     Cause,
@@ -66,6 +67,7 @@ from contactcenter.interactions.domain import (
     SkillRequirement,
 )
 from contactcenter.messaging.cloudevents import EventEnvelope
+from contactcenter.privacy import ERASED, is_sealed
 
 _log = logging.getLogger(__name__)
 
@@ -251,8 +253,12 @@ class EmailReactions:
     name = "interactions.email-reactions"
     topics: Sequence[str] = (EMAIL_TOPIC,)
 
-    def __init__(self, process_manager: ProcessManager, schema: str) -> None:
+    def __init__(
+        self, process_manager: ProcessManager, schema: str, texts: GrpcEmailTexts | None = None
+    ) -> None:
         self._pm = process_manager
+        #: Where sealed emails are read (None: their sealed fields read as erased).
+        self._texts = texts
         table = '"' + schema.replace('"', '""') + '".email_threads'
         self._sql_lookup = (
             f"select interaction_id from {table} where tenant_id = $1 and thread_id = $2"
@@ -268,6 +274,8 @@ class EmailReactions:
             return
         e = EmailReceived.model_validate(envelope.data)
         tenant_id = envelope.tenant_id
+        if any(is_sealed(v) for v in (e.from_address, e.from_name, e.subject, e.body_text)):
+            e = await self._opened(tenant_id, e)
         current: str | None = await conn.fetchval(self._sql_lookup, tenant_id, e.thread_id)
         email = InboundEmail(
             message_id=e.message_id,
@@ -299,6 +307,36 @@ class EmailReactions:
         interaction_id = await self._pm.email_received(_cause(envelope, e), email, current)
         if interaction_id != current:
             await conn.execute(self._sql_save, tenant_id, e.thread_id, interaction_id)
+
+    async def _opened(self, tenant_id: str, e: EmailReceived) -> EmailReceived:
+        """The email with the sealed fields read from the email service (`ERASED` where it
+        has no text any more: the customer was erased meanwhile)."""
+        text = await self._texts.text(tenant_id, e.message_id) if self._texts else None
+        if text is None:
+            return e.model_copy(
+                update={
+                    "from_address": ERASED,
+                    "from_name": ERASED if e.from_name else None,
+                    "subject": ERASED if e.subject else None,
+                    "body_text": ERASED,
+                    "attachments": tuple(
+                        a.model_copy(update={"file_name": ERASED}) if a.file_name else a
+                        for a in e.attachments
+                    ),
+                }
+            )
+        return e.model_copy(
+            update={
+                "from_address": text.from_address,
+                "from_name": text.from_name,
+                "subject": text.subject,
+                "body_text": text.body_text,
+                "attachments": tuple(
+                    a.model_copy(update={"file_name": text.file_names.get(a.attachment_id or "")})
+                    for a in e.attachments
+                ),
+            }
+        )
 
 
 # --- cc.profiles.events.v1 -----------------------------------------------------------------------
