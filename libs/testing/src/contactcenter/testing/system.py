@@ -41,6 +41,9 @@ class System:
     services: dict[str, RunningService]
     kafka_bootstrap: str
     smtp_port: int
+    #: Where the email service relays outgoing mail (replies): nothing listens there until a
+    #: test starts its own SMTP peer on it (e.g. an aiosmtpd Controller).
+    relay_port: int = 0
 
     def address(self, name: str) -> str:
         return self.services[name].grpc_address
@@ -73,6 +76,7 @@ def running_system(server_url: str, kafka_bootstrap: str, log_dir: Path) -> Iter
     running: dict[str, RunningService] = {}
     peers: dict[str, str] = {}
     smtp_port = free_port(HOST)
+    relay_port = free_port(HOST)
     stop = threading.Event()
     try:
         # Ports first, so that every service knows every peer's address from the start, and
@@ -100,6 +104,11 @@ def running_system(server_url: str, kafka_bootstrap: str, log_dir: Path) -> Iter
             }
             if spec.name == "email":
                 env[f"{p}SMTP_PORT"] = str(smtp_port)
+                env[f"{p}RELAY_HOST"] = HOST
+                env[f"{p}RELAY_PORT"] = str(relay_port)
+                # A reply sent while no peer listens is retried soon, not minutes later.
+                env[f"{p}REPLY_BASE_DELAY_S"] = "1"
+                env[f"{p}REPLY_MAX_DELAY_S"] = "5"
             if spec.name == "wfm" and "CC_PEER_REPORTING_GRPC" in peers:
                 env[f"{p}REPORTING_ADDRESS"] = peers["CC_PEER_REPORTING_GRPC"]
             running[spec.name] = start_service(
@@ -111,7 +120,12 @@ def running_system(server_url: str, kafka_bootstrap: str, log_dir: Path) -> Iter
             )
         for service in running.values():
             wait_serving(service, HEALTH_TIMEOUT_S, stop)
-        yield System(services=running, kafka_bootstrap=kafka_bootstrap, smtp_port=smtp_port)
+        yield System(
+            services=running,
+            kafka_bootstrap=kafka_bootstrap,
+            smtp_port=smtp_port,
+            relay_port=relay_port,
+        )
     finally:
         for service in running.values():  # all stop together, each within its grace
             if service.process.alive():
