@@ -60,7 +60,8 @@ async def test_expired_deadline_cancels_the_handler(
     await asyncio.wait_for(servicer.cancelled.wait(), timeout=5)
     assert not servicer.finished.is_set()
     remaining = servicer.remaining[0]
-    assert remaining is not None and 0 < remaining <= 0.3
+    # gRPC rounds the timeout up when it encodes it (grpc-timeout header units): allow that.
+    assert remaining is not None and 0 < remaining <= 0.3 + 0.005
 
 
 async def test_handler_finishes_within_the_deadline(
