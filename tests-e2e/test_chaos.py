@@ -450,7 +450,7 @@ def _queue_stats(address: str, tenant: str) -> tuple[int, int, int]:
 @pytest.mark.timeout(1500)
 @pytest.mark.xfail(
     strict=False,
-    reason="known gaps: recovery after a broker pause or PostgreSQL restart is not reliable yet (issue 11)",
+    reason="known gaps: recovery after a broker pause or a PostgreSQL restart (issue 11)",
 )
 def test_faults_under_load_lose_nothing_and_assign_nobody_twice(system: System) -> None:
     from contactcenter.interactions.v1 import interactions_pb2 as ipb
