@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -17,8 +18,14 @@ from contactcenter.grpckit import GrpcServerSettings, Role, create_server, issue
 from contactcenter.routing.adapters.grpc import RoutingServicer, registration
 from contactcenter.routing.adapters.leases import HEARTBEAT_LOST, LeaseSweeper, PresenceLeases
 from contactcenter.routing.application import RoutingApplication
-from contactcenter.routing.domain import Presence
-from contactcenter.routing.domain.events import AgentStateChanged, stream_id_for
+from contactcenter.routing.domain import (
+    Channel,
+    Decision,
+    Presence,
+    SelectionStrategy,
+    Trigger,
+)
+from contactcenter.routing.domain.events import AgentStateChanged, OfferIssued, stream_id_for
 from contactcenter.routing.v1 import routing_pb2 as pb
 from contactcenter.routing.v1 import routing_pb2_grpc as pb_grpc
 from contactcenter.servicekit import migrations_dir
@@ -168,6 +175,97 @@ async def test_leases_that_ran_out_while_routing_was_down_get_one_period_to_reco
 
         assert await presence("back") is Presence.AVAILABLE
         assert await presence("gone") is Presence.OFFLINE
+    finally:
+        await server.stop(0)
+        await store.aclose()
+
+
+async def test_a_stream_busy_with_offers_keeps_its_lease_and_a_restart_gives_a_whole_period(
+    leased_pool: PgPool, tenant_id: str
+) -> None:
+    """The stream renews on its own clock: offers arriving faster than the renewal period do
+    not put it off. And a lease still running when routing starts gets a whole period from
+    the start (its desktop's channel may take seconds to reconnect)."""
+    store = PostgresEventStore(leased_pool, SCHEMA)
+    app = RoutingApplication(store)
+    leases = PresenceLeases(leased_pool, SCHEMA, LEASE_S)
+    server = create_server(GrpcServerSettings(), [registration(RoutingServicer(app, leases))])
+    await server.start()
+    admin = metadata_for(issue_token(tenant_id, (Role.ADMIN,), "admin"))
+
+    def agent(agent_id: str) -> tuple[tuple[str, str]]:
+        return metadata_for(issue_token(tenant_id, (Role.AGENT,), agent_id))
+
+    def offer(n: int) -> OfferIssued:
+        return OfferIssued(
+            tenant_id=tenant_id,
+            interaction_id=f"i-{n}",
+            offer_id=f"o-{n}",
+            agent_id="busy",
+            queue_id="q",
+            channel=Channel.CHAT,
+            expires_at=datetime.now(UTC) + timedelta(minutes=1),
+            cost=1,
+            wait_ms=0,
+            decision=Decision(
+                trigger=Trigger.CONTACT_QUEUED,
+                reason="test",
+                strategy=SelectionStrategy.LONGEST_IDLE,
+            ),
+        )
+
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = pb_grpc.RoutingServiceStub(channel)
+            await stub.UpsertQueue(
+                pb.UpsertQueueRequest(request_id=_rid(), queue=pb.Queue(queue_id="q")),
+                metadata=admin,
+            )
+            for name in ("busy", "late"):
+                await stub.UpsertAgent(
+                    pb.UpsertAgentRequest(
+                        request_id=_rid(), agent=pb.Agent(agent_id=name, queues=["q"])
+                    ),
+                    metadata=admin,
+                )
+                await stub.SetAgentState(
+                    pb.SetAgentStateRequest(request_id=_rid(), presence=pb.PRESENCE_AVAILABLE),
+                    metadata=agent(name),
+                )
+            # "late" has most of its lease behind it when routing starts; it reconnects
+            # after the rest of its old lease, within a whole period from the start, and
+            # then beats.
+            await asyncio.sleep(LEASE_S * 0.8)
+            stop = asyncio.Event()
+            sweeping = asyncio.create_task(LeaseSweeper(app, leases, interval_s=0.05).run(stop))
+            stream = stub.AgentStream(pb.AgentStreamRequest(), metadata=agent("busy"))
+            received = 0
+
+            async def read() -> None:
+                nonlocal received
+                async for _ in stream:
+                    received += 1
+
+            reading = asyncio.create_task(read())
+            try:
+                for n in range(int(LEASE_S * 3 / 0.05)):
+                    app.fanout.publish(tenant_id, [offer(n)])
+                    if n >= int(LEASE_S * 0.5 / 0.05) and n % 4 == 0:  # back, then beats
+                        await stub.Heartbeat(
+                            pb.HeartbeatRequest(request_id=_rid()), metadata=agent("late")
+                        )
+                    await asyncio.sleep(0.05)
+            finally:
+                stop.set()
+                await sweeping
+                stream.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+
+        view = await app.query(tenant_id, lambda engine: engine.agent("busy"))
+        assert view is not None and view.presence is Presence.AVAILABLE
+        assert received > LEASE_S * 3 / 0.05 / 2, f"the stream delivered {received} offers"
+        late = await app.query(tenant_id, lambda engine: engine.agent("late"))
+        assert late is not None and late.presence is Presence.AVAILABLE
     finally:
         await server.stop(0)
         await store.aclose()

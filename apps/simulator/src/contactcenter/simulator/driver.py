@@ -172,6 +172,8 @@ class Simulation:
         self.stats = Stats()
         self._answered: dict[str, asyncio.Event] = {}
         self._intents: dict[str, str] = {}
+        #: What each agent is doing now (None: off shift), for a desktop that logs in again.
+        self._activity: dict[str, Activity | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._admin = metadata_for(issue_token(tenant_id, (Role.ADMIN,), "simulator-admin"))
         self._gateway = metadata_for(
@@ -475,7 +477,7 @@ class Simulation:
                     elif activity is None and stream_task is not None:
                         stream_task.cancel()
                         stream_task = None
-                    state = activity
+                    state = self._activity[plan.agent_id] = activity
                 await self._sleep_until(plan.next_change(now) + timedelta(seconds=1))
         finally:
             if stream_task is not None:
@@ -487,6 +489,8 @@ class Simulation:
         md: tuple[tuple[str, str]],
         before: Activity | None,
         after: Activity | None,
+        *,
+        count: bool = True,
     ) -> None:
         presence, reason = {
             None: (rpb.PRESENCE_OFFLINE, "end_of_shift"),
@@ -503,14 +507,26 @@ class Simulation:
             if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
                 raise
             _log.info("agent %s stays as it is: %s", plan.agent_id, exc.details())
+        if not count:
+            return
         self.stats.agents_working += (after is Activity.WORK) - (before is Activity.WORK)
         away = (Activity.BREAK, Activity.LUNCH)
         self.stats.agents_away += (after in away) - (before in away)
 
-    async def _offers(self, plan: AgentPlan, md: tuple[tuple[str, str]], seen: set[str]) -> None:
-        """The agent's desktop: reads its offers (reconnecting when the stream drops)."""
+    async def _offers(
+        self,
+        plan: AgentPlan,
+        md: tuple[tuple[str, str]],
+        seen: set[str],
+    ) -> None:
+        """The agent's desktop: reads its offers (reconnecting when the stream drops, and
+        logging in again when routing logged the agent off meanwhile for a lost heartbeat)."""
+        dropped = False
         while True:
+            if dropped:
+                await self._log_in_again(plan, md, self._activity.get(plan.agent_id))
             stream = self.routing.AgentStream(rpb.AgentStreamRequest(), metadata=md)
+            dropped = True
             try:
                 async for response in stream:
                     offer = response.offer
@@ -524,6 +540,19 @@ class Simulation:
             finally:
                 stream.cancel()
             await asyncio.sleep(1.0)
+
+    async def _log_in_again(
+        self, plan: AgentPlan, md: tuple[tuple[str, str]], activity: Activity | None
+    ) -> None:
+        try:
+            beat = await self.routing.Heartbeat(
+                rpb.HeartbeatRequest(request_id=_rid()), metadata=md, timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return  # routing is not back yet: the next reconnection asks again
+        if beat.state == rpb.AGENT_STATE_OFFLINE and activity is not None:
+            _log.info("agent %s was logged off while away from routing: logs in", plan.agent_id)
+            await self._transition(plan, md, None, activity, count=False)
 
     async def _handle(self, plan: AgentPlan, md: tuple[tuple[str, str]], offer: Any) -> None:
         channel = CHANNEL_OF.get(offer.channel, Channel.VOICE)

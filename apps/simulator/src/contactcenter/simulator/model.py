@@ -230,7 +230,8 @@ class ArrivalModel:
         elif channel is Channel.CHAT:
             address = f"chat-{n:07d}"
         else:
-            address = f"+1555{n:07d}"
+            # 555 numbers of a real area code: valid, reserved for fiction (10,000 callers).
+            address = f"+1201555{n % 10_000:04d}"
         return Arrival(
             at=at,
             channel=channel,

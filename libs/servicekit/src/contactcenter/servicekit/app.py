@@ -271,6 +271,7 @@ class ServiceApp:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, log_tasks)
         try:
             await self.start()
             await self._stop.wait()
@@ -292,6 +293,44 @@ class ServiceApp:
             uvloop.run(main)
         else:
             asyncio.run(main)
+
+
+def log_tasks() -> None:
+    """Log where every asyncio task of the process waits (`kill -USR1 <pid>`): what a stuck
+    loop awaits, which a thread dump (py-spy) cannot show."""
+    tasks = asyncio.all_tasks()
+    lines = [f"{len(tasks)} asyncio tasks:"]
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        lines.append(f"  {task.get_name()}: {' -> '.join(_awaiting(task.get_coro())) or '?'}")
+    _log.warning("\n".join(lines))
+
+
+def _awaiting(awaitable: Any) -> list[str]:
+    """The chain of coroutines (and async generators) a task is suspended in, outermost
+    first."""
+    chain = []
+    while awaitable is not None:
+        frame = next(
+            (
+                getattr(awaitable, a)
+                for a in ("cr_frame", "ag_frame", "gi_frame")
+                if hasattr(awaitable, a)
+            ),
+            None,
+        )
+        if frame is not None:
+            chain.append(
+                f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+            )
+        awaitable = next(
+            (
+                getattr(awaitable, a)
+                for a in ("cr_await", "ag_await", "gi_yieldfrom")
+                if hasattr(awaitable, a)
+            ),
+            None,
+        )
+    return chain
 
 
 #: How long stopping workers waits for them before killing them.

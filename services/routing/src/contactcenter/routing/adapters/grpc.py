@@ -680,15 +680,22 @@ class RoutingServicer(pb_grpc.RoutingServiceServicer):
             sent = {event.offer_id for event in pending}
             for open_offer in pending:
                 yield pb.AgentStreamResponse(offer=offer_message(open_offer))
-            # An open stream is a live desktop: it keeps the lease, renewed well within it.
+            # An open stream is a live desktop: it keeps the lease, renewed well within it
+            # (on a clock of its own: a steady flow of offers must not put the renewal off).
             renew_every_s = self._leases.ttl_s / 3 if self._leases is not None else None
+            loop = asyncio.get_running_loop()
             await self._renew_lease(caller)
+            renewed_at = loop.time()
             while True:
+                if renew_every_s is not None and loop.time() - renewed_at >= renew_every_s:
+                    await self._renew_lease(caller)
+                    renewed_at = loop.time()
                 try:
-                    async with asyncio.timeout(renew_every_s):
+                    async with asyncio.timeout_at(
+                        renewed_at + renew_every_s if renew_every_s is not None else None
+                    ):
                         issued = await offers.get()
                 except TimeoutError:
-                    await self._renew_lease(caller)
                     continue
                 if issued is None:
                     return

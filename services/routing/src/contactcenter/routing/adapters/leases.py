@@ -46,9 +46,9 @@ class PresenceLeases:
             f"select tenant_id, agent_id, expires_at from {t} where expires_at < now() "
             "order by expires_at limit $1"
         )
-        self._sql_extend_expired = (
+        self._sql_extend_all = (
             f"update {t} set expires_at = now() + make_interval(secs => $1) "
-            "where expires_at < now()"
+            "where expires_at < now() + make_interval(secs => $1)"
         )
         # Only the lease that was seen expired: a renewal in between keeps the agent.
         self._sql_forget = (
@@ -68,10 +68,10 @@ class PresenceLeases:
             rows = await conn.fetch(self._sql_expired, limit)
         return [ExpiredLease(r["tenant_id"], r["agent_id"], r["expires_at"]) for r in rows]
 
-    async def extend_expired(self) -> int:
-        """Give every expired lease one more period; returns how many."""
+    async def extend_all(self) -> int:
+        """Give every lease at least one whole period from now; returns how many."""
         async with self._pool.acquire() as conn:
-            status = await conn.execute(self._sql_extend_expired, self.ttl_s)
+            status = await conn.execute(self._sql_extend_all, self.ttl_s)
         return int(status.split()[-1])
 
     async def forget(self, lease: ExpiredLease) -> None:
@@ -91,13 +91,14 @@ class LeaseSweeper:
         self._interval_s = interval_s
 
     async def run(self, stop: asyncio.Event) -> None:
-        # Leases that ran out while no routing instance was up could not be renewed (the
-        # desktops had nobody to renew them with): give them one lease period to reconnect
-        # rather than logging every agent off at start-up.
+        # While this instance was starting, the desktops whose tenants it owns had nobody to
+        # renew their leases with (and their gRPC channels reconnect with a backoff of
+        # seconds): every lease gets one whole period from now to come back, rather than
+        # logging agents off in the first seconds after a restart.
         try:
-            extended = await self._leases.extend_expired()
+            extended = await self._leases.extend_all()
             if extended:
-                _log.info("%d presence leases expired while routing was down: extended", extended)
+                _log.info("%d presence leases extended at start-up", extended)
         except Exception:
             _log.exception("extending the presence leases at start-up failed")
         while not stop.is_set():
