@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contactcenter.contracts.events import DomainEvent
-from contactcenter.messaging.admin import dlq_topic, ensure_topics
+from contactcenter.messaging.admin import dlq_topic, ensure_topics, repair_topics
 from contactcenter.messaging.broker import create_broker
 from contactcenter.messaging.cloudevents import (
     EventEnvelope,
@@ -389,3 +389,42 @@ async def test_ensure_topics_is_idempotent_and_safe_concurrently(kafka_bootstrap
     finally:
         await admin.close()
     assert {t["topic"]: len(t["partitions"]) for t in described} == dict.fromkeys(names, 4)
+
+
+async def test_repair_topics_remakes_an_auto_created_topic_cleanly(kafka_bootstrap: str) -> None:
+    """A topic the broker auto-created on first use (Tansu: 4 partitions) is deleted and made
+    again with the partition count wanted, empty, its offsets from 0; a right one is kept."""
+    auto, right = (f"test.messaging.repair.{uuid.uuid4().hex[:8]}.{n}" for n in ("auto", "ok"))
+    await ensure_topics(kafka_bootstrap, [right], partitions=6)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for topic in (auto, right):
+            await producer.send_and_wait(topic, b"before", partition=0)
+
+        assert await repair_topics(kafka_bootstrap, [auto, right], partitions=6) == [auto]
+        assert await repair_topics(kafka_bootstrap, [auto, right], partitions=6) == []
+
+        await producer.client.force_metadata_update()
+        acks = [await producer.send_and_wait(auto, b"after", partition=p) for p in range(6)]
+        assert [(a.partition, a.offset) for a in acks] == [(p, 0) for p in range(6)]
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        assert consumer.partitions_for_topic(auto) == set(range(6))
+        tps = [TopicPartition(auto, p) for p in range(6)] + [TopicPartition(right, 0)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        values: dict[str, list[bytes]] = {auto: [], right: []}
+        for _ in range(20):
+            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                values[tp.topic] += [r.value for r in records]
+            if len(values[auto]) == 6 and values[right]:
+                break
+    finally:
+        await consumer.stop()
+    assert values == {auto: [b"after"] * 6, right: [b"before"]}

@@ -43,7 +43,7 @@ from contactcenter.eventstore import (
     reset_position,
     save_position,
 )
-from contactcenter.messaging.admin import dlq_topic, ensure_topics
+from contactcenter.messaging.admin import dlq_topic, ensure_topics, repair_topics
 from contactcenter.messaging.broker import create_broker
 from contactcenter.messaging.cloudevents import EventEnvelope
 from contactcenter.messaging.publisher import EnvelopePublisher
@@ -266,10 +266,12 @@ class OutboxRelay:
         )
         topics = self._offsets.topics | {loss.topic for loss in losses}
         if self._bootstrap and self._partitions:
+            # The relay's own topics hold nothing the store cannot publish again: a topic
+            # the broker auto-created meanwhile is made again as it should be. The DLQs hold
+            # other services' records: only created if missing.
+            await repair_topics(self._bootstrap, sorted(topics), partitions=self._partitions)
             await ensure_topics(
-                self._bootstrap,
-                sorted(topics | {dlq_topic(t) for t in topics}),
-                partitions=self._partitions,
+                self._bootstrap, sorted(dlq_topic(t) for t in topics), partitions=self._partitions
             )
         await self._refresh_producer_metadata()
         async with self._pool.acquire() as conn, conn.transaction():

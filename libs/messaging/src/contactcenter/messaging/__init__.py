@@ -5,7 +5,7 @@ Modules (import what you use; importing this package imports no Kafka client):
 
 - `cloudevents`: `EventEnvelope`, `encode`/`decode` (binary content mode), `InvalidCloudEvent`
 - `settings`: `KafkaSettings`
-- `admin`: `ensure_topics`, `dlq_topic`
+- `admin`: `ensure_topics`, `repair_topics`, `dlq_topic`
 - `broker`: `create_broker`
 - `publisher`: `EnvelopePublisher`
 - `subscriber`: `subscribe_envelopes`, `subscribe_envelope_batches`, `EnvelopeConsumer`

@@ -77,6 +77,65 @@ async def ensure_topics(
     return created
 
 
+async def repair_topics(
+    bootstrap: str | Sequence[str],
+    names: Iterable[str],
+    *,
+    partitions: int = DEFAULT_PARTITIONS,
+    replication: int = 1,
+    timeout_s: float = 30.0,
+    client_id: str = "contactcenter-admin",
+) -> list[str]:
+    """After a broker lost a topic's data: delete and create again each named topic that is
+    missing or does not have `partitions` partitions; return the names recreated (sorted).
+
+    Only for topics whose every record can be published again from an event store (an outbox
+    relay's own topics). A broker that lost a topic auto-creates it on the first metadata or
+    produce request, with a partition count of its own (Tansu: 4), which would move tenants
+    to other partitions; and Tansu, asked to create a topic over such a half-made one, writes
+    new records over the old ones' offsets and loses them. A clean delete and create does
+    neither. Topics that look right are left alone.
+    """
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    servers = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id=client_id)
+    await admin.start()
+    recreated: set[str] = set()
+    try:
+        async with asyncio.timeout(timeout_s):
+            # Again while any is wrong: a consumer's metadata request between the delete and
+            # the create auto-creates the topic once more.
+            while broken := await _not_as_wanted(admin, wanted, partitions):
+                await admin.delete_topics(broken)  # an unknown topic is no error here
+                await _create(admin, broken, partitions, replication)
+                recreated.update(broken)
+            await _wait_for_leaders(admin, wanted)
+    except TimeoutError:
+        raise TopicAdminError(
+            f"topics {wanted} not repaired on {servers} within {timeout_s} s"
+        ) from None
+    finally:
+        await admin.close()
+    if recreated:
+        log.warning("Kafka topics %s recreated with %d partitions", sorted(recreated), partitions)
+    return sorted(recreated)
+
+
+async def _not_as_wanted(
+    admin: AIOKafkaAdminClient, names: list[str], partitions: int
+) -> list[str]:
+    """The topics of `names` that are missing or have another partition count."""
+    existing = set(await admin.list_topics())
+    present = [n for n in names if n in existing]
+    described: list[dict[str, Any]] = await admin.describe_topics(present) if present else []
+    right = {
+        t["topic"] for t in described if t["error_code"] == 0 and len(t["partitions"]) == partitions
+    }
+    return [n for n in names if n not in right]
+
+
 async def _create(
     admin: AIOKafkaAdminClient, names: list[str], partitions: int, replication: int
 ) -> list[str]:
