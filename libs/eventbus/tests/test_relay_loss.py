@@ -131,3 +131,60 @@ async def test_relay_republishes_what_a_restarted_broker_lost(pool, store, tenan
             await broker.stop()
     finally:
         kafka.stop()
+
+
+async def test_relay_sends_again_through_a_new_producer_when_acks_do_not_come(
+    pool, store, tenant_id
+) -> None:
+    """A broker that answers nothing for longer than the relay's ack timeout (paused): the
+    relay sends the batch again through a new producer, and once the broker answers again
+    every stored event is on the topic."""
+    port = free_port("127.0.0.1")
+    kafka: KafkaBroker = await asyncio.to_thread(start_kafka, port)
+    try:
+        bootstrap = kafka.bootstrap_servers
+        await ensure_topics(bootstrap, [TOPIC, f"{TOPIC}.dlq"], partitions=3)
+        broker = create_broker(KafkaSettings(bootstrap_servers=bootstrap, client_id="relay-stall"))
+        relay = OutboxRelay(
+            pool=pool,
+            store=store,
+            broker=broker,
+            source="/contactcenter/test",
+            ack_timeout_s=1.0,
+        )
+        stored = await _append(store, tenant_id, 10, 0)
+        await broker.start()
+        stop = asyncio.Event()
+
+        async def supervised() -> None:
+            while not stop.is_set():
+                try:
+                    await relay.run(stop)
+                except Exception:
+                    await asyncio.sleep(0.5)
+
+        running = asyncio.create_task(supervised())
+        try:
+
+            async def published() -> bool:
+                return set(stored) <= await _ids_on_topic(bootstrap)
+
+            await _until(published, 30, "first publication")
+            assert kafka.process is not None
+            kafka.process.send_signal(signal.SIGSTOP)
+            try:
+                stored += await _append(store, tenant_id, 10, 10)
+                await _until(lambda: _true(relay.stalls >= 1), 30, "stall noticed")
+            finally:
+                kafka.process.send_signal(signal.SIGCONT)
+            await _until(published, 90, "publication after the pause")
+        finally:
+            stop.set()
+            await running
+            await broker.stop()
+    finally:
+        kafka.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -44,7 +44,7 @@ from contactcenter.eventstore import (
     save_position,
 )
 from contactcenter.messaging.admin import dlq_topic, ensure_topics, repair_topics
-from contactcenter.messaging.broker import create_broker
+from contactcenter.messaging.broker import create_broker, reconnect_producer
 from contactcenter.messaging.cloudevents import EventEnvelope
 from contactcenter.messaging.publisher import EnvelopePublisher
 from contactcenter.messaging.settings import KafkaSettings
@@ -95,10 +95,13 @@ class OutboxRelay:
         bootstrap_servers: str | None = None,
         partitions: int | None = None,
         loss_check_every_s: float = 2.0,
+        ack_timeout_s: float = 60.0,
     ) -> None:
         """`bootstrap_servers` turns on the periodic check of the topics' end offsets (a
         broker that lost what it acknowledged); the topics are then recreated with
-        `partitions` partitions before the store is published again."""
+        `partitions` partitions before the store is published again. A batch not acknowledged
+        within `ack_timeout_s` (far beyond the producer's own request timeout) is sent again
+        through a new producer."""
         self._pool = pool
         self._store = store
         self._broker = broker
@@ -113,11 +116,14 @@ class OutboxRelay:
         self.position = GlobalPosition.START
         self.published = 0
         self.losses = 0
+        #: Times a batch went unacknowledged for `ack_timeout_s` (and the producer was renewed).
+        self.stalls = 0
         self._offsets = PublishedOffsets(pool, store.schema)
         self._bootstrap = bootstrap_servers
         self._partitions = partitions
         self._loss_check_every_s = loss_check_every_s
         self._loss_checked_at = 0.0
+        self._ack_timeout_s = ack_timeout_s
         self._probe = (
             LogProbe(bootstrap_servers, client_id=f"relay-{store.schema}-probe")
             if bootstrap_servers
@@ -178,7 +184,20 @@ class OutboxRelay:
         batch = await self._store.read_all(self.position, self._batch_size)
         if not batch:
             return 0
-        losses = await self._publish(batch)
+        try:
+            losses = await self._publish(batch)
+        except TimeoutError:
+            self.stalls += 1
+            # aiokafka's producer can stay stuck after the broker was unreachable
+            # (aio-libs/aiokafka#1101): the batch goes again through a new one.
+            _log.error(
+                "outbox relay of %s: the broker acknowledged nothing in %.0f s; sending the "
+                "batch again through a new producer",
+                self._store.schema,
+                self._ack_timeout_s,
+            )
+            await reconnect_producer(self._broker)
+            return len(batch)
         if losses:
             await self._republish_from_start(losses)
             return len(batch)
@@ -224,7 +243,8 @@ class OutboxRelay:
                 traceparent = inject_carrier().get("traceparent")
                 envelope = envelope_of(event, self._source, traceparent)
                 futures.append(await self._publisher(topic).send(envelope))
-        acks = await asyncio.gather(*futures)
+        async with asyncio.timeout(self._ack_timeout_s):
+            acks = await asyncio.gather(*futures)
         now = time.time()
         for event in batch:
             _lag_ms.record((now - event.recorded_at.timestamp()) * 1000.0)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import aiokafka
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.response import PublishCommand
@@ -63,3 +65,27 @@ def create_broker(
         log_level=logging.getLevelNamesMapping()[settings.message_log_level],
         description=description,
     )
+
+
+async def reconnect_producer(broker: KafkaBroker, *, stop_timeout_s: float = 5.0) -> None:
+    """Give a started broker a new aiokafka producer, with the same settings.
+
+    aiokafka's producer can keep futures unresolved for good after its broker was unreachable
+    (aio-libs/aiokafka#1101): a publisher that waited far longer than the request timeout
+    starts over with a fresh producer. The old one is stopped within `stop_timeout_s`, or
+    left behind (its stop can hang the same way). Records it never acknowledged are the
+    caller's to send again.
+    """
+    fast_producer: Any = broker.config.producer  # FastStream's AioKafkaFastProducerImpl
+    old = getattr(getattr(fast_producer, "_producer", None), "producer", None)
+    fresh = aiokafka.AIOKafkaProducer(**broker._connection_kwargs)
+    await fast_producer.connect(
+        fresh, serializer=fast_producer.serializer, codec=fast_producer.codec
+    )
+    if old is None:
+        return
+    try:
+        async with asyncio.timeout(stop_timeout_s):
+            await old.stop()
+    except Exception as exc:  # the old client of an unreachable broker: leave it
+        logging.getLogger(__name__).warning("the replaced Kafka producer did not stop: %r", exc)
