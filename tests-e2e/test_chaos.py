@@ -327,14 +327,13 @@ class Contact:
 
     @property
     def waiting(self) -> bool:
-        """Queued (or offered), not yet with an agent, not over."""
+        """In a queue and not answered yet: queued, offered, or assigned to an agent but not
+        connected (reporting's definition: a contact is answered when it is connected)."""
         state = None
         for e in self.events:
             if e in (f"{EV}InteractionQueued.v1", f"{EV}InteractionOfferWithdrawn.v1"):
                 state = "queued"
-            elif e == f"{EV}InteractionOffered.v1":
-                state = "offered"
-            elif e in (f"{EV}InteractionAssigned.v1", f"{EV}InteractionConnected.v1") or e in FINAL:
+            elif e == f"{EV}InteractionConnected.v1" or e in FINAL:
                 state = None
         return state is not None
 
@@ -363,7 +362,7 @@ async def _contacts(url: str, tenant: str) -> dict[str, Contact]:
         elif row["event_type"] == f"{EV}InteractionTransferred.v1":
             c.transfers += 1
         elif row["event_type"] == f"{EV}InteractionAbandoned.v1":
-            c.abandoned_waiting = data["abandoned_in"] in ("QUEUED", "OFFERED", "queued", "offered")
+            c.abandoned_waiting = data["abandoned_in"].lower() in ("queued", "offered", "assigned")
     return dict(contacts)
 
 

@@ -473,9 +473,14 @@ class PostgresEventStore:
                     on_lost = functools.partial(_set_on_termination, lost)
                     conn.add_termination_listener(on_lost)
                     try:
-                        while not conn.is_closed():
+                        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a
+                        # cancellation that arrives as the awaited event is set (here: the
+                        # connection lost while its reader fails), and this loop would then
+                        # outlive the listener that cancelled it.
+                        while not conn.is_closed() and not lost.is_set():
                             with contextlib.suppress(TimeoutError):
-                                await asyncio.wait_for(lost.wait(), LISTEN_CHECK_S)
+                                async with asyncio.timeout(LISTEN_CHECK_S):
+                                    await lost.wait()
                     finally:
                         conn.remove_termination_listener(on_lost)
                         if not conn.is_closed():
