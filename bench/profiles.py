@@ -67,7 +67,9 @@ from contactcenter.infra import LocalInfra
 from contactcenter.infra.health import wait_serving
 from contactcenter.infra.paths import project_root
 from contactcenter.infra.postgres import database_url_for
+from contactcenter.infra.process import free_port
 from contactcenter.infra.services import RunningService, discover_services, start_service
+from contactcenter.privacy import KeyRingSecrets, KeyTable, load_index_root
 from contactcenter.profiles.adapters.crypto import KeyRing
 from contactcenter.profiles.config import DEV_ONLY_MASTER_KEY
 from contactcenter.profiles.domain import Identity, IdentityKind
@@ -100,8 +102,18 @@ async def migrate(database_url: str) -> None:
 async def seed(database_url: str, tenant_id: str, count: int) -> None:
     """COPY the identity index and keys, bulk-insert events and views in SQL."""
     keyring = KeyRing(base64.b64decode(DEV_ONLY_MASTER_KEY))
-    # The root the service stores on its first start over these keys (contactcenter.privacy).
-    keyring.set_index_root(keyring.legacy_index_root())
+    # The identity-index root stored exactly as the service stores it on its first start over
+    # an empty key table (contactcenter.privacy), before any key is seeded: the service then
+    # loads this root and never needs to open a seeded key to find out which one to use.
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        await load_index_root(
+            KeyRingSecrets(pool, "profiles"),
+            KeyTable("profiles", "profile_keys", "profile_id"),
+            keyring,
+        )
+    finally:
+        await pool.close()
     refs = keyring.refs(tenant_id)
     wrapped = keyring.wrap(tenant_id, "bench", KeyRing.new_data_key())  # not opened here
     conn = await asyncpg.connect(database_url)
@@ -424,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
             database_url=database_url,
             kafka_bootstrap=infra.kafka_bootstrap,
             log_dir=data_dir / "logs",
+            # A free port, never the well-known one: with several workers the port is shared
+            # (SO_REUSEPORT), and another profiles service on this machine must not share it.
+            grpc_port=free_port(),
             extra_env={
                 "CC_PROFILES_LOG_LEVEL": "WARNING",
                 "CC_PROFILES_WORKERS": str(args.workers),
