@@ -216,6 +216,15 @@ class Processes:
     def __init__(self, service_pid: int, postgres_pids: list[int]) -> None:
         self.service = psutil.Process(service_pid)
         self.postgres_pids = postgres_pids
+        #: CPU seconds per second of the service and PostgreSQL with no call to serve (the
+        #: Kafka consumer, the outbox relay, health...): subtracted for the net figures.
+        self.idle_per_s = (0.0, 0.0)
+
+    async def measure_idle(self, seconds: float) -> None:
+        before, t0 = self.sample(), time.monotonic()
+        await asyncio.sleep(seconds)
+        after, elapsed = self.sample(), time.monotonic() - t0
+        self.idle_per_s = ((after[0] - before[0]) / elapsed, (after[1] - before[1]) / elapsed)
 
     @staticmethod
     def _cpu(processes: list[psutil.Process]) -> float:
@@ -316,19 +325,27 @@ async def run_clients(
             if response.profile_id != expected or response.created:
                 results.wrong += 1
 
-    cpu_before = processes.sample()
+    cpu_before, t_before = processes.sample(), time.monotonic()
     try:
         await asyncio.gather(*(client(i) for i in range(clients)))
     finally:
-        cpu_after = processes.sample()
+        cpu_after, elapsed = processes.sample(), time.monotonic() - t_before
         for channel in channels:
             await channel.close()
     calls_made = max(1, len(results.samples))
     service, postgres, own = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+    # Net of what the service and PostgreSQL spend anyway (at a low rate, on a busy machine,
+    # the background work would otherwise dominate the figure per call).
+    net_service = service - processes.idle_per_s[0] * elapsed
+    net_postgres = postgres - processes.idle_per_s[1] * elapsed
     say(
         f"   CPU per resolve: service {service * 1000 / calls_made:.3f} ms "
         f"({service / (time.monotonic() - started):.0%} of a core), PostgreSQL "
         f"{postgres * 1000 / calls_made:.3f} ms, benchmark clients {own * 1000 / calls_made:.3f} ms"
+    )
+    say(
+        f"   net of idle: service {net_service * 1000 / calls_made:.3f} ms, PostgreSQL "
+        f"{net_postgres * 1000 / calls_made:.3f} ms per resolve"
     )
     if results.errors:
         say(f"   errors: {dict(results.errors)}")
@@ -364,6 +381,11 @@ async def drive(
     metadata = metadata_for(issue_token(tenant_id, [Role.SERVICE], "bench-ivr"))
     requests = prepared_requests(profiles, 50_000)
 
+    await processes.measure_idle(3.0)
+    say(
+        f"idle: service {processes.idle_per_s[0]:.1%} of a core, "
+        f"PostgreSQL {processes.idle_per_s[1]:.1%}"
+    )
     say(f"1. throughput: {clients} clients, each sending its next resolve as soon as the last")
     say(f"   one is answered ({warmup:.0f} s warm-up + {seconds:.0f} s measured) ...")
     results, since, until = await run_clients(

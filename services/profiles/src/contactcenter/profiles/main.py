@@ -62,7 +62,7 @@ class ProfilesApp(ServiceApp):
         s = self.profiles_settings
         if s.uses_dev_master_key:
             _log.warning("profiles use the DEVELOPMENT master key: never do this in production")
-        self.tables = Tables(ctx.pool, ctx.schema)
+        self.tables = Tables(ctx.pool, ctx.schema, identity_cache_entries=s.identity_cache_entries)
         self.application = ProfilesApplication(
             ctx.store,
             self.tables,
@@ -74,8 +74,8 @@ class ProfilesApp(ServiceApp):
     def _background(self, ctx: ServiceContext) -> Sequence[tuple[str, Loop]]:
         """The identity cache, live while it listens for identity changes (identity_cache.py)."""
         tables = self.tables
-        if tables is None:
-            return ()
+        if tables is None or not self.profiles_settings.identity_cache_entries:
+            return ()  # never live: every lookup reads PostgreSQL
         url = ctx.settings.database_url
         return [("identity-cache", lambda stop: tables.identity_cache.listen(url, stop))]
 

@@ -75,7 +75,7 @@ class AuditEntry:
 
 
 class Tables:
-    def __init__(self, pool: PgPool, schema: str) -> None:
+    def __init__(self, pool: PgPool, schema: str, *, identity_cache_entries: int = 200_000) -> None:
         self.pool = pool
         s = _q(schema)
         self._s = s
@@ -83,7 +83,7 @@ class Tables:
         self.key_table = KeyTable(schema, "profile_keys", "profile_id")
         self.secrets = KeyRingSecrets(pool, schema)
         #: Confirmed identity lookups, kept while the process listens for their changes.
-        self.identity_cache = IdentityCache(schema)
+        self.identity_cache = IdentityCache(schema, max(1, identity_cache_entries))
         self._sql_find = (
             "select i.profile_id, coalesce(r.target_profile_id, i.profile_id) as effective_id, "
             "i.origin, i.claimed_by_request, i.confirmed "
