@@ -26,4 +26,4 @@ class ProfilesSettings(ServiceSettings, MasterKeySettings):
     #: How long a tenant's settings (default region, attribute schema) are cached.
     tenant_settings_ttl_s: float = Field(default=5.0, ge=0)
     #: Identity lookups each process keeps (adapters/identity_cache.py); 0 turns the cache off.
-    identity_cache_entries: int = Field(default=200_000, ge=0)
+    identity_cache_entries: int = Field(default=100_000, ge=0)

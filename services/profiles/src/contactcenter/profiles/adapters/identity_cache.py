@@ -40,7 +40,7 @@ CHANNEL = "cc_profiles_identity_changed"
 class IdentityCache:
     """Bounded (a full cache starts over); empty and unused until `listen` connects."""
 
-    def __init__(self, schema: str, max_entries: int = 200_000) -> None:
+    def __init__(self, schema: str, max_entries: int = 100_000) -> None:
         self.schema = schema
         self.max_entries = max_entries
         self.live = False

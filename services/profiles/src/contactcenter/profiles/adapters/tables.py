@@ -75,7 +75,7 @@ class AuditEntry:
 
 
 class Tables:
-    def __init__(self, pool: PgPool, schema: str, *, identity_cache_entries: int = 200_000) -> None:
+    def __init__(self, pool: PgPool, schema: str, *, identity_cache_entries: int = 100_000) -> None:
         self.pool = pool
         s = _q(schema)
         self._s = s
