@@ -290,7 +290,7 @@ class ServiceApp:
     def run_coroutine(self, main: Coroutine[Any, Any, None]) -> None:
         """Run the service's main coroutine to completion on the configured event loop."""
         if self.settings.event_loop == "uvloop":
-            uvloop.run(main)
+            run_on_uvloop(main)
         else:
             asyncio.run(main)
 
@@ -331,6 +331,19 @@ def _awaiting(awaitable: Any) -> list[str]:
             None,
         )
     return chain
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
+    """`uvloop.run(main)` without libuv's io_uring (unless `UV_USE_IO_URING` says otherwise).
+
+    libuv sets up an io_uring with a kernel submission-polling thread (`iou-sqp-<pid>`, counted
+    in the process's CPU) for file operations that no service makes through the loop; the thread
+    busy-polls after each submission and showed as a large share of the profiles service's CPU
+    under load (bench/profiles.py). libuv reads the variable once per process, at its first
+    loop.
+    """
+    os.environ.setdefault("UV_USE_IO_URING", "0")
+    uvloop.run(main)
 
 
 #: How long stopping workers waits for them before killing them.

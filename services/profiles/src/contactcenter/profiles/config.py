@@ -25,3 +25,5 @@ class ProfilesSettings(ServiceSettings, MasterKeySettings):
     master_key: SecretStr = SecretStr(DEV_ONLY_MASTER_KEY)
     #: How long a tenant's settings (default region, attribute schema) are cached.
     tenant_settings_ttl_s: float = Field(default=5.0, ge=0)
+    #: Identity lookups each process keeps (adapters/identity_cache.py); 0 turns the cache off.
+    identity_cache_entries: int = Field(default=100_000, ge=0)

@@ -11,6 +11,7 @@ from typing import Any
 
 from contactcenter.eventstore import PgConnection, PgPool
 from contactcenter.privacy import KeyRingSecrets, KeyTable
+from contactcenter.profiles.adapters.identity_cache import IdentityCache
 from contactcenter.profiles.domain import (
     AttributeDefinition,
     AttributeSchema,
@@ -74,13 +75,15 @@ class AuditEntry:
 
 
 class Tables:
-    def __init__(self, pool: PgPool, schema: str) -> None:
+    def __init__(self, pool: PgPool, schema: str, *, identity_cache_entries: int = 100_000) -> None:
         self.pool = pool
         s = _q(schema)
         self._s = s
         #: The profile keys (for master key rotation) and the key ring's stored secrets.
         self.key_table = KeyTable(schema, "profile_keys", "profile_id")
         self.secrets = KeyRingSecrets(pool, schema)
+        #: Confirmed identity lookups, kept while the process listens for their changes.
+        self.identity_cache = IdentityCache(schema, max(1, identity_cache_entries))
         self._sql_find = (
             "select i.profile_id, coalesce(r.target_profile_id, i.profile_id) as effective_id, "
             "i.origin, i.claimed_by_request, i.confirmed "
@@ -99,10 +102,29 @@ class Tables:
     async def find_identity(
         self, tenant_id: str, kind: IdentityKind, ref: str
     ) -> IdentityRow | None:
-        # One indexed query (primary key, plus the redirect's primary key): the whole read of
-        # a resolve of a known identity.
+        # From the cache (see identity_cache.py), else one indexed query (primary key, plus
+        # the redirect's primary key): the whole read of a resolve of a known identity.
+        cache = self.identity_cache
+        found = cache.get(tenant_id, kind.value, ref)
+        if found is not None:
+            return found
+        generation = cache.generation
         row = await self.pool.fetchrow(self._sql_find, tenant_id, kind.value, ref)
-        return None if row is None else IdentityRow(*row)
+        if row is None:
+            return None
+        found = IdentityRow(*row)
+        cache.put(tenant_id, kind.value, ref, found, generation)
+        return found
+
+    @asynccontextmanager
+    async def _moving_identities(self, tenant_id: str) -> AsyncIterator[None]:
+        """Around a change that may move identities of the tenant: once it is over (committed
+        or not) this process drops the tenant's cached lookups at once; other processes do when
+        the trigger's notification reaches them (migration 0005)."""
+        try:
+            yield
+        finally:
+            self.identity_cache.invalidate(tenant_id)
 
     async def claim_identity(
         self,
@@ -136,7 +158,7 @@ class Tables:
         self, tenant_id: str, profile_id: str, refs: Sequence[tuple[str, str]]
     ) -> None:
         """Drop unconfirmed claims of a command that failed before its events were stored."""
-        async with self.pool.acquire() as conn:
+        async with self._moving_identities(tenant_id), self.pool.acquire() as conn:
             await conn.execute(
                 f"delete from {self._s}.identities where tenant_id = $1 and profile_id = $2 "
                 "and not confirmed and (kind, ref) in "
@@ -150,7 +172,7 @@ class Tables:
     async def remove_identities(
         self, tenant_id: str, profile_id: str, refs: Sequence[tuple[str, str]]
     ) -> None:
-        async with self.pool.acquire() as conn:
+        async with self._moving_identities(tenant_id), self.pool.acquire() as conn:
             await conn.execute(
                 f"delete from {self._s}.identities where tenant_id = $1 and profile_id = $2 "
                 "and (kind, ref) in (select * from unnest($3::text[], $4::text[]))",
@@ -212,7 +234,11 @@ class Tables:
         self, tenant_id: str, source_id: str, target_id: str, merge_id: str
     ) -> None:
         """The source and everything that redirected to it now redirect to the target."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with (
+            self._moving_identities(tenant_id),
+            self.pool.acquire() as conn,
+            conn.transaction(),
+        ):
             await conn.execute(
                 f"update {self._s}.redirects set target_profile_id = $3 "
                 "where tenant_id = $1 and target_profile_id = $2",
@@ -235,7 +261,11 @@ class Tables:
     async def record_unmerge(
         self, tenant_id: str, source_id: str, target_id: str, redirected: Sequence[str]
     ) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with (
+            self._moving_identities(tenant_id),
+            self.pool.acquire() as conn,
+            conn.transaction(),
+        ):
             await conn.execute(
                 f"delete from {self._s}.redirects where tenant_id = $1 and profile_id = $2",
                 tenant_id,
@@ -314,7 +344,11 @@ class Tables:
         """Destroy the keys and purge every read model of `profile_ids`, in one transaction."""
         ids = list(profile_ids)
         s = self._s
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with (
+            self._moving_identities(tenant_id),
+            self.pool.acquire() as conn,
+            conn.transaction(),
+        ):
             for table in ("profile_keys", "identities", "profile_view"):
                 await conn.execute(
                     f"delete from {s}.{table} where tenant_id = $1 and profile_id = any($2)",
