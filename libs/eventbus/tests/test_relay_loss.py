@@ -108,6 +108,8 @@ async def test_relay_republishes_what_a_restarted_broker_lost(pool, store, tenan
                 return relay.losses >= 1 and set(stored) <= await _ids_on_topic(bootstrap)
 
             await _until(everything_again, 60, "republication")
+            # Once caught up, the relay reads the topic back and finds the store complete.
+            await _until(lambda: _true(relay.verified >= 1), 30, "republication verified")
             # A relay restarted later still knows what it had published (offsets persisted):
             # nothing is lost, so its check at start-up finds no loss.
             stop.set()

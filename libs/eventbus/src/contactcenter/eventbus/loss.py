@@ -216,6 +216,35 @@ class LogProbe:
             if what is not None
         ]
 
+    async def ids_on(self, topic: str, *, timeout_s: float = 120.0) -> set[str]:
+        """The event ids (`ce_id`) of every record the topic holds now, read from the start
+        of each partition to its end. Raises like `losses` when the broker does not answer."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._read_ids(await self._started(), topic)
+        except (TimeoutError, KafkaError, OSError):
+            await self.close()
+            raise
+
+    async def _read_ids(self, consumer: AIOKafkaConsumer, topic: str) -> set[str]:
+        await consumer.topics()  # a fresh metadata request
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        seen: set[str] = set()
+        if not tps:
+            return seen
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (
+                await consumer.getmany(*tps, timeout_ms=500, max_records=5000)
+            ).values():
+                for record in records:
+                    ce_id = dict(record.headers).get("ce_id")
+                    if ce_id is not None:
+                        seen.add(ce_id.decode())
+        return seen
+
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(

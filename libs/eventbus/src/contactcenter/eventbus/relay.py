@@ -124,6 +124,10 @@ class OutboxRelay:
         self._loss_check_every_s = loss_check_every_s
         self._loss_checked_at = 0.0
         self._ack_timeout_s = ack_timeout_s
+        #: After publishing the store again: check, once caught up, that the topics hold it.
+        self._verify_republication = False
+        #: Republications read back and found complete.
+        self.verified = 0
         self._probe = (
             LogProbe(bootstrap_servers, client_id=f"relay-{store.schema}-probe")
             if bootstrap_servers
@@ -172,6 +176,8 @@ class OutboxRelay:
                     while not stop.is_set():
                         if not await self.publish_next_batch():
                             await self.save_checkpoint()
+                            if self._verify_republication:
+                                await self.verify_republication()
                             await self._check_for_loss_periodically()
                             await pacer.wait(wakeup, self.position)
             finally:
@@ -273,6 +279,52 @@ class OutboxRelay:
             await self._republish_from_start(losses)
         return bool(losses)
 
+    async def verify_republication(self) -> bool:
+        """After the store was published again and the relay caught up: read the topics
+        back and compare them with the store; what is missing (a broker that lost records
+        again as its topics were made anew: Tansu reuses offsets it had half-written) is
+        published again from the start. True when the topics hold everything."""
+        if self._probe is None:
+            self._verify_republication = False
+            return True
+        expected: dict[str, set[str]] = {}
+        after = GlobalPosition.START
+        while after < self.position:
+            batch = await self._store.read_all(after, self._batch_size)
+            if not batch:
+                break
+            for event in batch:
+                if event.global_position <= self.position:
+                    topic = topic_for_event_type(event.event_type).name
+                    expected.setdefault(topic, set()).add(str(event.event_id))
+            after = batch[-1].global_position
+        missing: dict[str, int] = {}
+        try:
+            for topic, ids in sorted(expected.items()):
+                if lost := len(ids - await self._probe.ids_on(topic)):
+                    missing[topic] = lost
+        except (TimeoutError, KafkaError, OSError) as exc:
+            _log.info(
+                "outbox relay of %s: cannot read the topics back (%r)", self._store.schema, exc
+            )
+            return False  # checked again when next caught up
+        if missing:
+            await self._republish_from_start(
+                [
+                    Loss(topic, -1, -1, f"{n} events missing after publishing again")
+                    for topic, n in missing.items()
+                ]
+            )
+            return False
+        self._verify_republication = False
+        self.verified += 1
+        _log.info(
+            "outbox relay of %s: the topics hold every stored event again (%s)",
+            self._store.schema,
+            ", ".join(f"{t}: {len(ids)}" for t, ids in sorted(expected.items())),
+        )
+        return True
+
     async def _republish_from_start(self, losses: Sequence[Loss]) -> None:
         """The broker lost published events: recreate the topics, forget the offsets and the
         checkpoint (in one transaction), and publish the store again from its start."""
@@ -298,6 +350,7 @@ class OutboxRelay:
             await self._offsets.forget(conn)
             await reset_position(conn, self._store.schema, RELAY_CONSUMER)
         self.position = self._saved = GlobalPosition.START
+        self._verify_republication = True
 
     async def _refresh_producer_metadata(self) -> None:
         """Make the producer learn the topics as they are now. A recreated topic may have
