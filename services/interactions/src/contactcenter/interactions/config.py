@@ -23,6 +23,9 @@ class InteractionsSettings(ServiceSettings, MasterKeySettings):
         env_prefix="CC_INTERACTIONS_", env_nested_delimiter="__", extra="ignore"
     )
 
+    #: Commands of concurrent callers append in shared statements (group commit).
+    db_group_commit: bool = True
+
     #: The service's well-known local port (`make run`, docker-compose); tests pass 0.
     grpc_port: int = Field(default=50051, ge=0, le=65535)
 
