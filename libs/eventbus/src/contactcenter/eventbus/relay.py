@@ -29,7 +29,7 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from contactcenter.contracts.topics import topic_for_event_type
 from contactcenter.eventbus.loss import LogProbe, Loss, PublishedOffsets
@@ -51,6 +51,7 @@ from contactcenter.messaging.cloudevents import EventEnvelope, encode
 from contactcenter.messaging.publisher import EnvelopePublisher
 from contactcenter.messaging.settings import KafkaSettings
 from contactcenter.observability import context_from_carrier, inject_carrier
+from contactcenter.observability.lean import spans_recorded
 
 _log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("contactcenter.eventbus.relay")
@@ -220,12 +221,16 @@ class OutboxRelay:
     async def _publish(self, batch: Sequence[RecordedEvent]) -> list[Loss]:
         futures: list[asyncio.Future[Any]] = []
         producer = self._raw_producer()
+        recorded = spans_recorded()
         for event in batch:
             topic = topic_for_event_type(event.event_type).name
-            # The publish span continues the trace of the command that appended the event.
-            with _tracer.start_as_current_span(
+            # The publish span continues the trace of the command that appended the event;
+            # the record carries the span's context. Started without making it current
+            # (nothing runs inside it), and without attributes while nothing records spans.
+            parent = context_from_carrier(event.metadata)
+            span = _tracer.start_span(
                 f"{topic} publish",
-                context=context_from_carrier(event.metadata),
+                context=parent,
                 kind=SpanKind.PRODUCER,
                 attributes={
                     "messaging.system": "kafka",
@@ -233,9 +238,14 @@ class OutboxRelay:
                     "messaging.message.id": str(event.event_id),
                     "contactcenter.tenant_id": event.tenant_id,
                     "contactcenter.event_type": event.event_type,
-                },
-            ):
-                traceparent = inject_carrier().get("traceparent")
+                }
+                if recorded
+                else None,
+            )
+            try:
+                traceparent = inject_carrier(trace.set_span_in_context(span, parent)).get(
+                    "traceparent"
+                )
                 envelope = envelope_of(event, self._source, traceparent)
                 if producer is None:
                     futures.append(await self._publisher(topic).send(envelope))
@@ -246,6 +256,12 @@ class OutboxRelay:
                             topic, value=record.value, key=record.key, headers=record.headers
                         )
                     )
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                raise
+            finally:
+                span.end()
         acks = await asyncio.gather(*futures)
         now = time.time()
         for event in batch:
