@@ -301,3 +301,43 @@ async def test_group_commit_decides_each_append_of_a_shared_statement_alone(
     everything = await store.read_all(GlobalPosition.START, 10_000)
     assert len(everything) == 2 + 80
     assert len({r.event_id for r in everything}) == len(everything)
+
+
+async def test_group_commit_of_two_processes_racing_on_the_same_streams(pool, tenant_id, happened):
+    """Two stores (as two worker processes) append concurrently to the same streams: a shared
+    statement that loses a race fails as a whole, its appends are decided again alone, and
+    each stream version and each request is stored once."""
+    from contactcenter.contracts.errors import ConcurrencyConflict
+
+    stores = [PostgresEventStore(pool, "svc", group_commit=True) for _ in range(2)]
+    streams = [stream_id("thing", tenant_id, f"race{n}") for n in range(12)]
+
+    async def attempt(store: PostgresEventStore, sid: str, request: str) -> object:
+        try:
+            return await store.append(
+                sid, [happened(tenant_id, 1)], expected_version=0, request_id=request
+            )
+        except ConcurrencyConflict as exc:
+            return exc
+
+    calls = []
+    for sid in streams:
+        for k, store in enumerate(stores):
+            calls.append(attempt(store, sid, f"{sid}-{k}"))  # competing commands
+            calls.append(attempt(store, sid, f"{sid}-same"))  # one command sent twice
+    outcomes = await asyncio.gather(*calls)
+    for store in stores:
+        await store.aclose()
+
+    for n, sid in enumerate(streams):
+        mine = outcomes[4 * n : 4 * n + 4]
+        stored = [o for o in mine if not isinstance(o, Exception) and not o.replayed]
+        assert len(stored) == 1, mine
+        assert len(await pg_read(pool, sid)) == 1
+        same = [o for o in (mine[1], mine[3]) if not isinstance(o, Exception)]
+        assert len({o.event_ids for o in same}) <= 1  # a replay gets the first answer
+
+
+async def pg_read(pool: asyncpg.Pool, sid: str) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return await conn.fetch('select version from "svc".events where stream_id = $1', sid)

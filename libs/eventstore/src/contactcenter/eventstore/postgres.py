@@ -374,7 +374,8 @@ class PostgresEventStore:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AppendResult | None] = loop.create_future()
         self._queue.append((a, future))
-        if len(self._flushers) < GROUP_MAX_IN_FLIGHT:
+        running = sum(1 for t in self._flushers if not t.done() and t.get_loop() is loop)
+        if running < GROUP_MAX_IN_FLIGHT:
             task = loop.create_task(self._flush())
             self._flushers.add(task)
             task.add_done_callback(self._flushers.discard)
@@ -415,10 +416,13 @@ class PostgresEventStore:
             self._busy_requests |= requests
             try:
                 await self._send_batch(batch)
-            except BaseException as exc:  # cancelled: the callers learn it
+            except Exception as exc:  # not the appends' own outcomes: each caller gets it
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+            except BaseException:  # cancelled (the loop is closing): so are the callers
+                for _, future in batch:
+                    future.cancel()
                 raise
             finally:
                 self._busy_streams -= streams
