@@ -164,8 +164,10 @@ class PostgresEventStore:
             "), prior as ("
             " select a.i, r.request_hash, r.stream_id, r.first_version, r.last_version,"
             " r.event_ids, r.result::text as result"
-            f" from a join {s}.requests r on r.tenant_id = a.tenant_id"
-            " and r.request_id = a.request_id"
+            # One index probe per append: `offset 0` keeps the planner from turning the
+            # lateral lookup into a join (a hash join scans the whole table).
+            f" from a cross join lateral (select * from {s}.requests r"
+            " where r.tenant_id = a.tenant_id and r.request_id = a.request_id offset 0) r"
             "), cur as ("
             " select a.i, (select coalesce(max(e.version), 0)"
             f" from {s}.events e where e.stream_id = a.stream_id) as version from a"
@@ -232,10 +234,13 @@ class PostgresEventStore:
         )
         # What read_all leaves out after a checkpoint: rows of transactions at or above the
         # horizon (committed ones among them wait for an older transaction to end).
+        # The first such row in index order (not `exists`, whose generic plan scans the
+        # whole table): the plan walks events_global_order_idx from the checkpoint.
         self._sql_held_back = (
-            f"select exists (select 1 from {s}.events "
+            f"select (select transaction_id from {s}.events "
             "where (transaction_id, position) > ($1::xid8, $2::bigint) "
-            "and transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))"
+            "and transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) "
+            "order by transaction_id, position limit 1) is not null"
         )
         self._sql_head = (
             f"select transaction_id, position from {s}.events "
