@@ -81,10 +81,21 @@ async def pg_store(pool: asyncpg.Pool) -> AsyncIterator[PostgresEventStore]:
     await store.aclose()
 
 
-@pytest.fixture(params=["postgres", "memory"])
+@pytest.fixture
+async def pg_group_store(pool: asyncpg.Pool) -> AsyncIterator[PostgresEventStore]:
+    """The PostgreSQL store with group commit (concurrent appends share statements)."""
+    store = PostgresEventStore(pool, SCHEMA, group_commit=True)
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture(params=["postgres", "postgres-group-commit", "memory"])
 def store(request: pytest.FixtureRequest) -> EventStore:
-    """Each contract test runs against both implementations."""
+    """Each contract test runs against every implementation."""
     if request.param == "memory":
         return InMemoryEventStore()
+    if request.param == "postgres-group-commit":
+        grouped: PostgresEventStore = request.getfixturevalue("pg_group_store")
+        return grouped
     pg: PostgresEventStore = request.getfixturevalue("pg_store")
     return pg

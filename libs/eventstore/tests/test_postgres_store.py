@@ -229,3 +229,115 @@ async def test_listener_listens_again_after_losing_its_connection(
             assert appends_after == [True, True, True]
     finally:
         await replica_pool.close()
+
+
+async def test_group_commit_decides_each_append_of_a_shared_statement_alone(
+    pg_group_store, tenant_id, happened
+):
+    """Concurrent appends share statements, and each keeps the outcome it would have alone:
+    stored, replayed, a conflict, a reused request id, a duplicate event id (which fails the
+    shared statement, so its other appends are decided again alone)."""
+    from contactcenter.contracts.errors import AlreadyExists, ConcurrencyConflict
+    from contactcenter.eventstore import IdempotencyKeyReused
+
+    store = pg_group_store
+    existing = stream_id("thing", tenant_id, "existing")
+    await store.append(existing, [happened(tenant_id, 0)], expected_version=0, request_id="r0")
+    dup = happened(tenant_id, 99)
+    await store.append(stream_id("thing", tenant_id, "dup"), [dup], expected_version=0)
+
+    async def fresh(n: int) -> object:
+        sid = stream_id("thing", tenant_id, f"s{n}")
+        return await store.append(
+            sid,
+            [happened(tenant_id, n), happened(tenant_id, n + 1000)],
+            expected_version=0,
+            request_id=f"req-{n}",
+            result={"n": n},
+        )
+
+    async def outcome(call: object) -> object:
+        try:
+            return await call  # type: ignore[misc]
+        except Exception as exc:
+            return exc
+
+    calls = [outcome(fresh(n)) for n in range(40)]
+    calls += [
+        # replayed: the request of the existing stream again
+        outcome(
+            store.append(existing, [happened(tenant_id, 0)], expected_version=0, request_id="r0")
+        ),
+        # a conflict: the existing stream is at version 1
+        outcome(store.append(existing, [happened(tenant_id, 5)], expected_version=0)),
+        # a request id reused for another command
+        outcome(
+            store.append(existing, [happened(tenant_id, 6)], expected_version=1, request_id="r0")
+        ),
+        # an event id already stored: fails its statement, then alone
+        outcome(store.append(stream_id("thing", tenant_id, "again"), [dup], expected_version=0)),
+    ]
+    results = await asyncio.gather(*calls)
+
+    assert store.group_statements >= 1 and store.group_appends > store.group_statements
+    for n, result in enumerate(results[:40]):
+        assert not isinstance(result, Exception), result
+        assert (result.first_version, result.last_version, result.replayed) == (1, 2, False)
+        assert result.result == {"n": n}
+        records = await store.read_stream(stream_id("thing", tenant_id, f"s{n}"))
+        assert [r.data["n"] for r in records] == [n, n + 1000]
+        assert [r.event_id for r in records] == list(result.event_ids)
+    replayed, conflict, reused, again = results[40:]
+    assert replayed.replayed and replayed.first_version == 1
+    assert isinstance(conflict, ConcurrencyConflict)
+    assert isinstance(reused, IdempotencyKeyReused)
+    assert isinstance(again, AlreadyExists)
+    assert [r.data["n"] for r in await store.read_stream(existing)] == [0]
+    assert await store.read_stream(stream_id("thing", tenant_id, "again")) == []
+    # A retry of a grouped request is replayed with the first answer.
+    retry = await fresh(3)
+    assert retry.replayed and retry.result == {"n": 3} and retry.event_ids == results[3].event_ids
+    # Every event is in the global order once, each stream in version order.
+    everything = await store.read_all(GlobalPosition.START, 10_000)
+    assert len(everything) == 2 + 80
+    assert len({r.event_id for r in everything}) == len(everything)
+
+
+async def test_group_commit_of_two_processes_racing_on_the_same_streams(pool, tenant_id, happened):
+    """Two stores (as two worker processes) append concurrently to the same streams: a shared
+    statement that loses a race fails as a whole, its appends are decided again alone, and
+    each stream version and each request is stored once."""
+    from contactcenter.contracts.errors import ConcurrencyConflict
+
+    stores = [PostgresEventStore(pool, "svc", group_commit=True) for _ in range(2)]
+    streams = [stream_id("thing", tenant_id, f"race{n}") for n in range(12)]
+
+    async def attempt(store: PostgresEventStore, sid: str, request: str) -> object:
+        try:
+            return await store.append(
+                sid, [happened(tenant_id, 1)], expected_version=0, request_id=request
+            )
+        except ConcurrencyConflict as exc:
+            return exc
+
+    calls = []
+    for sid in streams:
+        for k, store in enumerate(stores):
+            calls.append(attempt(store, sid, f"{sid}-{k}"))  # competing commands
+            calls.append(attempt(store, sid, f"{sid}-same"))  # one command sent twice
+    outcomes = await asyncio.gather(*calls)
+    for store in stores:
+        await store.aclose()
+
+    for n, sid in enumerate(streams):
+        mine = outcomes[4 * n : 4 * n + 4]
+        stored = [o for o in mine if not isinstance(o, Exception) and not o.replayed]
+        assert len(stored) == 1, mine
+        assert len(await pg_read(pool, sid)) == 1
+        same = [o for o in (mine[1], mine[3]) if not isinstance(o, Exception)]
+        assert len({o.event_ids for o in same}) <= 1  # a replay gets the first answer
+
+
+async def pg_read(pool: asyncpg.Pool, sid: str) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return await conn.fetch('select version from "svc".events where stream_id = $1', sid)

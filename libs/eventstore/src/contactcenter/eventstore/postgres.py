@@ -49,6 +49,10 @@ LISTEN_RETRY_MAX_S: Final = 5.0
 #: Appends with expected_version=ANY retry this often when another writer took their version.
 ANY_RETRIES: Final = 50
 
+#: Group commit: appends per statement, and statements in flight at once.
+GROUP_MAX_APPENDS: Final = 64
+GROUP_MAX_IN_FLIGHT: Final = 2
+
 _COLUMNS = (
     "position, transaction_id, stream_id, version, event_id, event_type, tenant_id, "
     "occurred_at, recorded_at, correlation_id, causation_id, data::text as data, "
@@ -61,6 +65,15 @@ class PostgresEventStore:
 
     `notify=True` sends a NOTIFY on the schema's channel (`notify_channel(schema)`) after each
     append, so tailing readers can `listener()` instead of busy-polling.
+
+    `group_commit=True`: appends of concurrent callers (to different streams, with different
+    request ids) that queue up while earlier ones are in flight go to PostgreSQL together as
+    ONE statement (one round trip, one transaction, one WAL flush), at most
+    `GROUP_MAX_IN_FLIGHT` statements at a time. Each append keeps its own outcome (appended,
+    replayed, `ConcurrencyConflict`, `IdempotencyKeyReused`), exactly as alone; when the
+    shared statement fails as a whole (a concurrent writer of another process won a race on
+    one of its streams or requests), every append of it is run again alone, which is what
+    decides it. Nothing is added to an append's latency: a lone append goes at once.
     """
 
     def __init__(
@@ -69,6 +82,7 @@ class PostgresEventStore:
         schema: str,
         *,
         notify: bool = True,
+        group_commit: bool = False,
         _hold_transaction: Callable[[PgConnection], Awaitable[None]] | None = None,
     ) -> None:
         """`_hold_transaction` is for tests only: the append then runs in an explicit
@@ -83,6 +97,15 @@ class PostgresEventStore:
         # Listeners in this process (the service's own relay) are woken directly: the NOTIFY
         # round trip through the server is for other processes (replicas, tools).
         self._local_listeners: set[Wakeup] = set()
+        self._group_commit = group_commit and _hold_transaction is None
+        self._queue: list[tuple[_Append, asyncio.Future[AppendResult | None]]] = []
+        self._flushers: set[asyncio.Task[None]] = set()
+        #: Streams and requests of the statements in flight (an append waits for them).
+        self._busy_streams: set[str] = set()
+        self._busy_requests: set[tuple[str, str]] = set()
+        #: Shared statements sent, and the appends they carried (group commit's figures).
+        self.group_statements = 0
+        self.group_appends = 0
         s = quote_ident(schema)
         # The whole append is ONE statement, so it runs as its own transaction in one round
         # trip (round trips, not SQL, bound the throughput of 100 writers on 2 cores). It
@@ -128,6 +151,56 @@ class PostgresEventStore:
             " select cur.version as current_version, p.*"
             " from cur left join prior p on true"
         )
+        # Group commit: the same statement for many appends (arrays, one element each; `i`
+        # is an append's place). A batch never holds two appends of one stream or request,
+        # so their rows cannot collide with each other; each one's version is read from the
+        # statement's snapshot, as above.
+        self._sql_append_many = (
+            "with a as ("
+            " select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[],"
+            " $5::text[], $6::text[], $7::text[], $8::text[]) with ordinality"
+            " as a(stream_id, tenant_id, request_id, expected, events, metadata, request_hash,"
+            " result, i)"
+            "), prior as ("
+            " select a.i, r.request_hash, r.stream_id, r.first_version, r.last_version,"
+            " r.event_ids, r.result::text as result"
+            # One index probe per append: `offset 0` keeps the planner from turning the
+            # lateral lookup into a join (a hash join scans the whole table).
+            f" from a cross join lateral (select * from {s}.requests r"
+            " where r.tenant_id = a.tenant_id and r.request_id = a.request_id offset 0) r"
+            "), cur as ("
+            " select a.i, (select coalesce(max(e.version), 0)"
+            f" from {s}.events e where e.stream_id = a.stream_id) as version from a"
+            "), go as ("
+            " select a.*, cur.version from a join cur on cur.i = a.i"
+            " where not exists (select from prior p where p.i = a.i)"
+            " and (a.expected < 0 or cur.version = a.expected)"
+            "), evs as ("
+            " select go.i, go.stream_id, go.tenant_id, go.version, go.metadata, e.ord,"
+            " e.x->>0 as event_type, e.x->1 as data, (e.x->1->>'event_id')::uuid as event_id"
+            " from go cross join lateral jsonb_array_elements(go.events::jsonb)"
+            " with ordinality as e(x, ord)"
+            "), ins as ("
+            f" insert into {s}.events (stream_id, version, event_id, event_type, tenant_id,"
+            " occurred_at, correlation_id, causation_id, data, metadata)"
+            " select evs.stream_id, evs.version + evs.ord, evs.event_id, evs.event_type,"
+            " evs.tenant_id, (evs.data->>'occurred_at')::timestamptz,"
+            " (evs.data->>'correlation_id')::uuid, (evs.data->>'causation_id')::uuid,"
+            " evs.data, evs.metadata::jsonb"
+            " from evs order by evs.i, evs.ord"
+            "), req as ("
+            f" insert into {s}.requests (tenant_id, request_id, request_hash, stream_id,"
+            " first_version, last_version, event_ids, result)"
+            " select go.tenant_id, go.request_id, go.request_hash, go.stream_id,"
+            " go.version + 1, go.version + ids.n, ids.event_ids, go.result::jsonb"
+            " from go join (select evs.i, count(*) as n,"
+            " array_agg(evs.event_id order by evs.ord) as event_ids from evs group by evs.i)"
+            " as ids on ids.i = go.i where go.request_id is not null"
+            ")"
+            " select cur.i, cur.version as current_version, p.request_hash, p.stream_id,"
+            " p.first_version, p.last_version, p.event_ids, p.result"
+            " from cur left join prior p on p.i = cur.i order by cur.i"
+        )
         # The payload names this store instance, so its own listeners (woken directly) skip
         # the echo of their own appends.
         self._instance = uuid.uuid4().hex
@@ -161,10 +234,13 @@ class PostgresEventStore:
         )
         # What read_all leaves out after a checkpoint: rows of transactions at or above the
         # horizon (committed ones among them wait for an older transaction to end).
+        # The first such row in index order (not `exists`, whose generic plan scans the
+        # whole table): the plan walks events_global_order_idx from the checkpoint.
         self._sql_held_back = (
-            f"select exists (select 1 from {s}.events "
+            f"select (select transaction_id from {s}.events "
             "where (transaction_id, position) > ($1::xid8, $2::bigint) "
-            "and transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))"
+            "and transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) "
+            "order by transaction_id, position limit 1) is not null"
         )
         self._sql_head = (
             f"select transaction_id, position from {s}.events "
@@ -211,6 +287,13 @@ class PostgresEventStore:
             result_json=result_json,
             metadata_json=json.dumps(dict(metadata or {})),
         )
+        if self._group_commit:
+            grouped = await self._append_grouped(append)
+            if grouped is not None:
+                if self._notify and not grouped.replayed:
+                    self._announce()
+                return grouped
+            # The shared statement failed as a whole: this append is decided alone.
         attempt = 0
         while True:
             attempt += 1
@@ -279,23 +362,7 @@ class PostgresEventStore:
             self._announce()
 
     async def _append_once(self, conn: PgConnection, a: _Append) -> AppendResult:
-        events = a.events
-        event_ids = [e.event_id for e in events]
-        # Wire names are `<context>.<Name>.v<N>` (no characters to escape); each payload is
-        # DomainEvent.payload() as JSON, serialised by pydantic-core in one step.
-        events_json = (
-            "[" + ",".join(f'["{e.event_type}",{e.model_dump_json()}]' for e in events) + "]"
-        )
-        args = (
-            a.stream_id,
-            a.tenant_id,
-            a.request_id,
-            a.expected_version,
-            events_json,
-            a.metadata_json,
-            a.fingerprint,
-            a.result_json,
-        )
+        args = _args(a)
         if self._hold_transaction is None:
             row = await conn.fetchrow(self._sql_append, *args)
         else:
@@ -303,21 +370,105 @@ class PostgresEventStore:
                 row = await conn.fetchrow(self._sql_append, *args)
                 await self._hold_transaction(conn)
         assert row is not None
-        if row["request_hash"] is not None:
-            assert a.request_id is not None
-            check_fingerprint(a.request_id, row["request_hash"], a.fingerprint)
-            return _replayed(row)
-        current: int = row["current_version"]
-        if a.expected_version != ANY and current != a.expected_version:
-            raise ConcurrencyConflict(a.stream_id, a.expected_version, current)
-        return AppendResult(
-            stream_id=a.stream_id,
-            first_version=current + 1,
-            last_version=current + len(events),
-            event_ids=tuple(event_ids),
-            result=from_json(a.result_json),
-            replayed=False,
-        )
+        return _outcome(a, row)
+
+    # --- group commit ------------------------------------------------------------------------
+
+    async def _append_grouped(self, a: _Append) -> AppendResult | None:
+        """`a` decided in a shared statement; None when that statement failed as a whole."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AppendResult | None] = loop.create_future()
+        self._queue.append((a, future))
+        running = sum(1 for t in self._flushers if not t.done() and t.get_loop() is loop)
+        if running < GROUP_MAX_IN_FLIGHT:
+            task = loop.create_task(self._flush())
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
+        return await future
+
+    def _next_batch(self) -> list[tuple[_Append, asyncio.Future[AppendResult | None]]]:
+        """Take the queued appends that may go together now (in queue order): not cancelled,
+        at most one per stream and per request, none of a stream or request in flight."""
+        batch: list[tuple[_Append, asyncio.Future[AppendResult | None]]] = []
+        rest: list[tuple[_Append, asyncio.Future[AppendResult | None]]] = []
+        streams, requests = set(self._busy_streams), set(self._busy_requests)
+        for item in self._queue:
+            a, future = item
+            if future.done():
+                continue
+            request = (a.tenant_id, a.request_id) if a.request_id is not None else None
+            if (
+                len(batch) >= GROUP_MAX_APPENDS
+                or a.stream_id in streams
+                or (request is not None and request in requests)
+            ):
+                rest.append(item)
+                continue
+            batch.append(item)
+            streams.add(a.stream_id)
+            if request is not None:
+                requests.add(request)
+        self._queue = rest
+        return batch
+
+    async def _flush(self) -> None:
+        """Send batches until nothing queued can go (what waits for a statement in flight
+        is taken by that statement's flusher when it is done)."""
+        while batch := self._next_batch():
+            streams = {a.stream_id for a, _ in batch}
+            requests = {(a.tenant_id, a.request_id) for a, _ in batch if a.request_id is not None}
+            self._busy_streams |= streams
+            self._busy_requests |= requests
+            try:
+                await self._send_batch(batch)
+            except Exception as exc:  # not the appends' own outcomes: each caller gets it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            except BaseException:  # cancelled (the loop is closing): so are the callers
+                for _, future in batch:
+                    future.cancel()
+                raise
+            finally:
+                self._busy_streams -= streams
+                self._busy_requests -= requests
+
+    async def _send_batch(
+        self, batch: list[tuple[_Append, asyncio.Future[AppendResult | None]]]
+    ) -> None:
+        appends = [a for a, _ in batch]
+        try:
+            async with self._pool.acquire() as conn:
+                if len(appends) == 1:
+                    rows = [await conn.fetchrow(self._sql_append, *_args(appends[0]))]
+                else:
+                    self.group_statements += 1
+                    self.group_appends += len(appends)
+                    rows = await conn.fetch(
+                        self._sql_append_many,
+                        *(list(c) for c in zip(*map(_args, appends), strict=True)),
+                    )
+        except PG_OUTAGE_ERRORS as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except asyncpg.PostgresError:
+            # A race lost to another process (unique violation), or one append's bad data:
+            # nothing of the statement was stored; each append is decided alone.
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            return
+        assert len(rows) == len(batch)
+        for (a, future), row in zip(batch, rows, strict=True):
+            if future.done():
+                continue
+            assert row is not None
+            try:
+                future.set_result(_outcome(a, row))
+            except Exception as exc:  # the append's own outcome: a conflict, a reused key
+                future.set_exception(exc)
 
     def _announce(self) -> None:
         for wakeup in self._local_listeners:
@@ -350,7 +501,9 @@ class PostgresEventStore:
                 return
 
     async def aclose(self) -> None:
-        """Wait for a pending NOTIFY; call before closing the pool."""
+        """Wait for pending group commits and NOTIFY; call before closing the pool."""
+        if self._flushers:
+            await asyncio.gather(*self._flushers, return_exceptions=True)
         if self._notifier is not None:
             await self._notifier
 
@@ -497,7 +650,7 @@ class PostgresEventStore:
             delay = min(delay * 2, LISTEN_RETRY_MAX_S)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class _Append:
     """One append's arguments, prepared once and reused across retries."""
 
@@ -509,6 +662,48 @@ class _Append:
     fingerprint: str | None
     result_json: str | None
     metadata_json: str
+
+    @functools.cached_property
+    def events_json(self) -> str:
+        """The events as ONE JSON parameter, `[[type, payload], ...]`. Wire names are
+        `<context>.<Name>.v<N>` (no characters to escape); each payload is
+        DomainEvent.payload() as JSON, serialised by pydantic-core in one step."""
+        return (
+            "[" + ",".join(f'["{e.event_type}",{e.model_dump_json()}]' for e in self.events) + "]"
+        )
+
+
+def _args(a: _Append) -> tuple[Any, ...]:
+    """The parameters of the append statements, in their order."""
+    return (
+        a.stream_id,
+        a.tenant_id,
+        a.request_id,
+        a.expected_version,
+        a.events_json,
+        a.metadata_json,
+        a.fingerprint,
+        a.result_json,
+    )
+
+
+def _outcome(a: _Append, row: asyncpg.Record) -> AppendResult:
+    """What the append statement's row for `a` means: replayed, stored, or a conflict."""
+    if row["request_hash"] is not None:
+        assert a.request_id is not None
+        check_fingerprint(a.request_id, row["request_hash"], a.fingerprint)
+        return _replayed(row)
+    current: int = row["current_version"]
+    if a.expected_version != ANY and current != a.expected_version:
+        raise ConcurrencyConflict(a.stream_id, a.expected_version, current)
+    return AppendResult(
+        stream_id=a.stream_id,
+        first_version=current + 1,
+        last_version=current + len(a.events),
+        event_ids=tuple(e.event_id for e in a.events),
+        result=from_json(a.result_json),
+        replayed=False,
+    )
 
 
 def _set_on_termination(event: asyncio.Event, _conn: object) -> None:

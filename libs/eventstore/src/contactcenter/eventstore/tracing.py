@@ -41,12 +41,23 @@ def traced_append(append: Append[S, P, R]) -> Append[S, P, R]:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> R:
-        with _tracer.start_as_current_span(
+        span = _tracer.start_span(
             "eventstore.append",
             attributes={"contactcenter.stream_id": stream_id, "contactcenter.events": len(events)},
-        ):
+        )
+        if not span.is_recording():
+            # Nothing receives it (a lean tracer): the span only lends its context to the
+            # stored metadata, so it is not made current (nothing else would see it).
+            metadata = cast("Mapping[str, str] | None", kwargs.get("metadata"))
+            if metadata is None or "traceparent" not in metadata:
+                carrier = dict(metadata or {})
+                propagate.inject(carrier, context=trace.set_span_in_context(span))
+                kwargs["metadata"] = carrier
+            return await append(self, stream_id, events, *args, **kwargs)
+        with trace.use_span(span, end_on_exit=True):
             metadata = cast("Mapping[str, str] | None", kwargs.get("metadata"))
             kwargs["metadata"] = trace_metadata(metadata)
-            return await append(self, stream_id, events, *args, **kwargs)
+            result = await append(self, stream_id, events, *args, **kwargs)
+        return result
 
     return traced

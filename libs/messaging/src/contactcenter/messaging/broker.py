@@ -10,6 +10,7 @@ from typing import Any
 import aiokafka
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from faststream.response import PublishCommand
 
 from contactcenter.messaging.cloudevents import H_SPECVERSION
@@ -67,6 +68,18 @@ def create_broker(
     )
 
 
+def kafka_producer(broker: KafkaBroker) -> aiokafka.AIOKafkaProducer | None:
+    """The started aiokafka producer inside a FastStream broker (None before `start()` and
+    under FastStream's in-memory test broker). For callers that send records exactly as
+    they made them (the outbox relay, dead letters) without FastStream's per-publish
+    middleware chain. FastStream keeps it in a private attribute: the one place that knows."""
+    fast_producer = broker.config.producer
+    if isinstance(fast_producer, AioKafkaFastProducerImpl) and fast_producer:
+        producer: aiokafka.AIOKafkaProducer = fast_producer._producer.producer
+        return producer
+    return None
+
+
 async def reconnect_producer(broker: KafkaBroker, *, stop_timeout_s: float = 5.0) -> None:
     """Give a started broker a new aiokafka producer, with the same settings.
 
@@ -76,8 +89,8 @@ async def reconnect_producer(broker: KafkaBroker, *, stop_timeout_s: float = 5.0
     left behind (its stop can hang the same way). Records it never acknowledged are the
     caller's to send again.
     """
+    old = kafka_producer(broker)
     fast_producer: Any = broker.config.producer  # FastStream's AioKafkaFastProducerImpl
-    old = getattr(getattr(fast_producer, "_producer", None), "producer", None)
     fresh = aiokafka.AIOKafkaProducer(**broker._connection_kwargs)
     await fast_producer.connect(
         fresh, serializer=fast_producer.serializer, codec=fast_producer.codec

@@ -22,11 +22,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from faststream.kafka.subscriber.usecase import BatchSubscriber, DefaultSubscriber
 from faststream.middlewares import AckPolicy
 from pydantic import PlainValidator
 
+from contactcenter.messaging.broker import kafka_producer
 from contactcenter.messaging.processing import (
     BatchHandler,
     ConsumedRecord,
@@ -67,9 +67,8 @@ class BrokerDeadLetters:
         value: bytes | None,
         headers: list[tuple[str, bytes]],
     ) -> None:
-        fast_producer = self._broker.config.producer
-        if isinstance(fast_producer, AioKafkaFastProducerImpl) and fast_producer:
-            producer = fast_producer._producer.producer
+        producer = kafka_producer(self._broker)
+        if producer is not None:
             await producer.send_and_wait(topic, value=value, key=key, headers=headers)
             return
         await self._broker.publish(

@@ -141,7 +141,7 @@ class ServiceApp:
         await apply_migrations(
             self._pool, self.schema, [d.migrations] if d.migrations is not None else []
         )
-        store = PostgresEventStore(self._pool, self.schema)
+        store = PostgresEventStore(self._pool, self.schema, group_commit=s.db_group_commit)
         kafka = s.kafka(client_id=d.name)
         self._broker = create_broker(kafka)
         self.context = ServiceContext(

@@ -23,6 +23,9 @@ class ServiceSettings(BaseSettings):
     db_schema: str | None = None
     db_pool_min_size: int = Field(default=2, ge=1)
     db_pool_max_size: int = Field(default=20, ge=1)
+    #: Concurrent appends to the event store share one statement (one round trip, one
+    #: commit) when they queue up behind earlier ones (`PostgresEventStore(group_commit=)`).
+    db_group_commit: bool = False
     #: How long start-up waits for the database and the broker before giving up.
     startup_timeout_s: float = Field(default=60.0, gt=0)
 

@@ -109,11 +109,20 @@ class InteractionListProjection:
             f"from {s}.interaction_list l join unnest($1::text[], $2::text[]) as k(t, i) "
             "on l.tenant_id = k.t and l.interaction_id = k.i"
         )
+        # One statement for the whole batch (each interaction once): one round trip, and
+        # PostgreSQL plans and starts one insert instead of one per row.
         self._sql_upsert = (
             f"insert into {s}.interaction_list as old (tenant_id, interaction_id, version, "
             "state, channel, queue_id, agent_id, customer_profile_id, intent, handled, "
             "created_at, updated_at, view) "
-            "values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::json) "
+            "select v.tenant_id, v.interaction_id, v.version, v.state, v.channel, v.queue_id, "
+            "v.agent_id, v.customer_profile_id, v.intent, v.handled, v.created_at, "
+            "v.updated_at, v.view::json "
+            "from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], "
+            "$6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::timestamptz[], "
+            "$12::timestamptz[], $13::text[]) as v(tenant_id, interaction_id, version, state, "
+            "channel, queue_id, agent_id, customer_profile_id, intent, handled, created_at, "
+            "updated_at, view) "
             "on conflict (tenant_id, interaction_id) do update set version = excluded.version, "
             "state = excluded.state, channel = excluded.channel, queue_id = excluded.queue_id, "
             "agent_id = excluded.agent_id, customer_profile_id = excluded.customer_profile_id, "
@@ -262,7 +271,9 @@ class InteractionListProjection:
                 )
             )
         if values:
-            await conn.executemany(self._sql_upsert, values)
+            await conn.execute(
+                self._sql_upsert, *(list(column) for column in zip(*values, strict=True))
+            )
         return written
 
     async def reset(self) -> None:
