@@ -64,6 +64,17 @@ class CpuMeter:
         return {name: after[name] - before.get(name, 0.0) for name in after}
 
     @staticmethod
+    def above_idle(
+        used: dict[str, float], idle_share: dict[str, float], elapsed_s: float
+    ) -> dict[str, float]:
+        """`used` less what each group burns when nothing happens (its idle share of a core
+        over `elapsed_s`): at a low rate, idle polling would otherwise swamp the figure."""
+        return {
+            name: max(0.0, cpu - idle_share.get(name, 0.0) * elapsed_s)
+            for name, cpu in used.items()
+        }
+
+    @staticmethod
     def line(used: dict[str, float], operations: int, elapsed_s: float, unit: str) -> str:
         """`CPU per <unit> (ms) and share of a core: group x.xx (y%), ...` and the total."""
         operations = max(1, operations)

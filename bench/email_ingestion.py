@@ -185,14 +185,21 @@ async def drive(
         return max((arrived[m] for m in phase.ids if m in arrived), default=time.monotonic())
 
     consumer_task = asyncio.create_task(consume())
-    idle_before, idle_started = meter.sample(), time.monotonic()
-    await asyncio.sleep(3.0)
-    idle_s = time.monotonic() - idle_started
-    idle = CpuMeter.used(idle_before, meter.sample())
-    say(
-        "idle CPU, share of a core: "
-        + ", ".join(f"{name} {cpu / idle_s:.0%}" for name, cpu in idle.items())
-    )
+    idle: dict[str, float] = {}
+
+    async def measure_idle() -> None:
+        """Each group's share of a core while no mail flows (after phase 1: warmed up)."""
+        before, began = meter.sample(), time.monotonic()
+        await asyncio.sleep(5.0)
+        seconds = time.monotonic() - began
+        idle.update({k: v / seconds for k, v in CpuMeter.used(before, meter.sample()).items()})
+        say("  idle CPU, share of a core: " + ", ".join(f"{k} {v:.0%}" for k, v in idle.items()))
+
+    def cpu_report(used: dict[str, float], count: int, elapsed: float) -> None:
+        say(CpuMeter.line(used, count, elapsed, "message"))
+        above = CpuMeter.above_idle(used, idle, elapsed)
+        say(CpuMeter.line(above, count, elapsed, "message above idle"))
+
     try:
         say(f"phase 1, throughput: {messages} messages flat out on {connections} connections")
         flat = Phase(ids)
@@ -201,9 +208,10 @@ async def drive(
         sending = asyncio.create_task(deliver(flat, raws, smtp_port, connections, None))
         finished = await wait_all(flat, started)
         await sending
-        cpu_after = meter.sample()
         got = sum(1 for m in ids if m in arrived)
         elapsed = finished - started
+        cpu_seconds = time.monotonic() - started
+        flat_cpu = CpuMeter.used(cpu_before, meter.sample())
         rate = got / elapsed
         say(
             f"  {got} of {messages} on Kafka in {elapsed:.1f} s "
@@ -211,8 +219,8 @@ async def drive(
             f"{flat.errors} SMTP errors): {rate:.0f} messages/s, "
             f"{total_bytes / elapsed / 1e6:.1f} MB/s"
         )
-
-        say(CpuMeter.line(CpuMeter.used(cpu_before, cpu_after), got, elapsed, "message"))
+        await measure_idle()
+        cpu_report(flat_cpu, got, cpu_seconds)
 
         paced_rate = max(10.0, 0.7 * rate)
         count = int(paced_rate * latency_s)
@@ -226,8 +234,9 @@ async def drive(
         sending = asyncio.create_task(deliver(paced, raws, smtp_port, connections, paced_rate))
         await wait_all(paced, started)
         await sending
-        used = CpuMeter.used(cpu_before, meter.sample())
-        say(CpuMeter.line(used, len(paced_ids), time.monotonic() - started, "message"))
+        cpu_report(
+            CpuMeter.used(cpu_before, meter.sample()), len(paced_ids), time.monotonic() - started
+        )
     finally:
         closing.set()
         await consumer_task

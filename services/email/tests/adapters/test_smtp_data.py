@@ -143,3 +143,39 @@ async def test_a_realistic_stream_of_messages_on_one_connection(
     answers: Any = await converse(port, datas, pieces=3)
     assert all(a == b"250" for a in answers[::2])
     assert recorder.contents == messages
+
+
+PATHS = [
+    "<a@b.c>",
+    "<a@b.c> SIZE=100",
+    "<a@b.c>  SIZE=100 BODY=8BITMIME ",
+    "<a@b.c>\tSIZE=1",
+    "<a@b.c> (comment) SIZE=1",
+    "<a@b.c>x",
+    "<a@b.c> ",
+    "<a@b.c> ü",
+    " <a@b.c>",
+    "<>",
+    "<a.b+tag=x@sub.example.com>",
+    "<A!#$%&'*+/=?^_`{|}~-Z@B.C>",
+    "<a..b@c.d>",
+    "<.a@b.c>",
+    "<a.@b.c>",
+    '<"q u"@b.c>',
+    "<a@[1.2.3.4]>",
+    "<a@b-.c>",
+    "<a@-b.c>",
+    "<@x.y:a@b.c>",
+    "<a@b.c",
+    "a@b.c",
+    "<" + "x" * 64 + "@b.c>",
+    "<" + "x" * 65 + "@b.c>",
+    "<a@b.c> SIZE=100\r",
+    "",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_paths_are_parsed_as_aiosmtpd_parses_them(path: str) -> None:
+    ours, theirs = FastDataSMTP(Recorder()), SMTP(Recorder())
+    assert ours._getaddr(path) == theirs._getaddr(path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
@@ -54,11 +55,31 @@ def longest_line(data: bytes) -> int:
     return max(map(len, data.split(b"\r\n"))) + 2 if data else 0
 
 
+#: `<local@domain>` with a dot-atom local part and a plain host name (what nearly every MTA
+#: sends) and the parameters after it: parsed here, everything else by aiosmtpd.
+_PLAIN_PATH = re.compile(
+    r"<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)>"
+    r"[ \t]*((?:[!-'*-~][ -~]*)?)",
+)
+
+
 class FastDataSMTP(SMTP):
     """aiosmtpd's SMTP with a DATA phase that reads large chunks up to the `CRLF.CRLF`
     terminator. Behaviour is aiosmtpd's: the content handed to `handle_DATA`, 552 when over
     `data_size_limit`, 500 for a line longer than `line_length_limit`, the data discarded
-    (and the stream drained to the terminator) in both cases."""
+    (and the stream drained to the terminator) in both cases. The path of MAIL FROM and RCPT
+    TO in its plain form (`<local@domain>`) is parsed by a regular expression, not by the
+    standard library's RFC 5322 header parser (the same address, a tenth of the CPU)."""
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _PLAIN_PATH.fullmatch(arg)
+        if match is None:
+            return super()._getaddr(arg)
+        address, rest = match.group(1), match.group(2)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
