@@ -95,6 +95,17 @@ class _Row:
     profile_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """An event to append when the batch's keys are known (all of them in one round trip)."""
+
+    stream_id: str
+    event: DomainEvent
+    expected_version: int
+    #: (tenant, message id, owners) of the data key that seals it; None: appended as is.
+    seal: tuple[str, str, tuple[str, ...]] | None = None
+
+
 @dataclass
 class _BatchIndex:
     """What the batch knows (from the table, plus the batch's own earlier rows)."""
@@ -106,6 +117,8 @@ class _BatchIndex:
     message_rows: list[tuple[Any, ...]] = field(default_factory=list)
     thread_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)
+    #: The batch's events, in the order of its rows (appended after the loop).
+    appends: list[_Append] = field(default_factory=list)
 
 
 @dataclass
@@ -300,9 +313,10 @@ class Processor:
             outcomes = []
             for row in rows:
                 if row.error is not None:
-                    outcomes.append((row, await self._quarantine(conn, row)))
+                    outcomes.append((row, await self._quarantine(conn, row, index.appends)))
                 else:
                     outcomes.append((row, await self._accept(conn, row, index)))
+            await self._append_all(conn, index.appends)
             if index.blobs:
                 await self._blobs.put_in(conn, index.blobs.items())
             if index.thread_rows:
@@ -425,7 +439,24 @@ class Processor:
             return {}
         return {"interaction_id": row["interaction_id"], "contact_closed": row["closed"]}
 
-    async def _quarantine(self, conn: PgConnection, row: _Row) -> Outcome:
+    async def _append_all(self, conn: PgConnection, appends: Sequence[_Append]) -> None:
+        """The batch's events: the data keys of all its messages in one round trip (owners
+        first, so an erasure misses nothing), then each sealed and appended in row order."""
+        seals = [a.seal for a in appends if a.seal is not None]
+        keys = self._subject_keys
+        ciphers = iter(await keys.for_writing_many(conn, seals) if keys and seals else [])
+        for a in appends:
+            event = a.event
+            if a.seal is not None and keys is not None:
+                cipher = next(ciphers)
+                event = seal_personal(event, lambda v, c=cipher: seal_or_erased(c, v))
+            await self._store.append_in(
+                conn, a.stream_id, [event], expected_version=a.expected_version
+            )
+
+    async def _quarantine(
+        self, conn: PgConnection, row: _Row, appends: list[_Append] | None = None
+    ) -> Outcome:
         err = row.error
         assert err is not None
         qid = message_id_for(row.tenant_id, f"quarantine:{row.inbox_id}")
@@ -450,9 +481,11 @@ class Processor:
             raw_sha256=row.raw_sha256,
             size_bytes=row.size,
         )
-        await self._store.append_in(
-            conn, stream_id("email_quarantine", row.tenant_id, qid), [event], expected_version=ANY
-        )
+        stream = stream_id("email_quarantine", row.tenant_id, qid)
+        if appends is not None:
+            appends.append(_Append(stream, event, ANY))
+        else:
+            await self._store.append_in(conn, stream, [event], expected_version=ANY)
         _log.info("quarantined inbox row %s: %s", row.inbox_id, err.reason)
         return Outcome("quarantined", None)
 
@@ -465,7 +498,7 @@ class Processor:
         if existing is not None:
             known = index.by_internet_id.get((tenant, p.internet_message_id or ""))
             if known is not None and known[1] == "outbound":
-                return await self._returned(conn, row, p, existing)
+                return self._returned(row, p, existing, index)
             return Outcome("duplicate", existing)
         message_id = message_id_for(tenant, key)
         own = False
@@ -618,20 +651,19 @@ class Processor:
         index.by_key[(tenant, key)] = message_id
         if p.internet_message_id:
             index.by_internet_id[(tenant, p.internet_message_id)] = (thread_id, kind.value)
-        if self._subject_keys is not None:
-            owners = [row.profile_id] if row.profile_id else []
-            cipher = await self._subject_keys.for_writing(tenant, message_id, owners, conn=conn)
-            event = seal_personal(event, lambda v: seal_or_erased(cipher, v))
-        await self._store.append_in(
-            conn,
-            stream_id("email_message", tenant, message_id),
-            [event],
-            expected_version=NO_STREAM,
+        owners = (row.profile_id,) if row.profile_id else ()
+        index.appends.append(
+            _Append(
+                stream_id("email_message", tenant, message_id),
+                event,
+                NO_STREAM,
+                (tenant, message_id, owners) if self._subject_keys is not None else None,
+            )
         )
         return Outcome("done", message_id)
 
-    async def _returned(
-        self, conn: PgConnection, row: _Row, p: ParsedMessage, sent_message_id: str
+    def _returned(
+        self, row: _Row, p: ParsedMessage, sent_message_id: str, index: _BatchIndex
     ) -> Outcome:
         """One of our own sent messages came back in (a forwarding loop): recorded, never
         answered, never a contact."""
@@ -645,11 +677,8 @@ class Processor:
             internet_message_id=p.internet_message_id,
             raw_sha256=row.raw_sha256,
         )
-        await self._store.append_in(
-            conn,
-            stream_id("email_message", row.tenant_id, returned_id),
-            [event],
-            expected_version=ANY,
+        index.appends.append(
+            _Append(stream_id("email_message", row.tenant_id, returned_id), event, ANY)
         )
         return Outcome("own_mail", sent_message_id)
 
