@@ -145,6 +145,7 @@ class Processor:
         poll_interval_s: float = 1.0,
         parse_workers: int = 0,
         keys: SubjectKeys | None = None,
+        profile_cache_ttl_s: float = 300.0,
     ) -> None:
         self._pool = pool
         #: Seals the personal fields of the events (None: stored clear).
@@ -162,7 +163,12 @@ class Processor:
         #: Parsing is CPU work: worker processes keep it off the event loop (SMTP, gRPC).
         self._workers = parse_workers
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
-        self._profiles: dict[tuple[str, str], str] = {}
+        #: (tenant, sender address) -> (profile id, until when it is trusted). Dropped on
+        #: the profile's erasure or merge into another (`forget_profiles`, called by the
+        #: profiles-topic consumer of this process); the expiry bounds how long a replica
+        #: whose consumer did not see that event keeps it. Empty after a restart.
+        self._profiles: dict[tuple[str, str], tuple[str, float]] = {}
+        self._profile_ttl_s = profile_cache_ttl_s
         #: Called with (tenant, message_id) after each commit (tests, metrics).
         self.processed = asyncio.Event()
         s = '"' + schema.replace('"', '""') + '"'
@@ -398,9 +404,13 @@ class Processor:
         if self._resolver is None:
             return
         wanted: dict[tuple[str, str], tuple[str | None, datetime]] = {}
+        now_s = time.monotonic()
         for row in rows:
             p = row.parsed
-            if p is None or (row.tenant_id, p.from_address) in self._profiles:
+            if p is None:
+                continue
+            cached = self._profiles.get((row.tenant_id, p.from_address))
+            if cached is not None and cached[1] > now_s:
                 continue
             wanted.setdefault((row.tenant_id, p.from_address), (p.from_name, row.received_at))
         if not wanted:
@@ -422,13 +432,22 @@ class Processor:
                 continue
             if len(self._profiles) > 100_000:
                 self._profiles.clear()
-            self._profiles[key] = result
+            self._profiles[key] = (result, now_s + self._profile_ttl_s)
         self._fill_profiles(rows)
 
     def _fill_profiles(self, rows: list[_Row]) -> None:
         for row in rows:
             if row.parsed is not None:
-                row.profile_id = self._profiles.get((row.tenant_id, row.parsed.from_address))
+                cached = self._profiles.get((row.tenant_id, row.parsed.from_address))
+                row.profile_id = cached[0] if cached is not None else None
+
+    def forget_profiles(self, tenant_id: str, profile_ids: Sequence[str]) -> None:
+        """Drop the cached senders of these profiles (erased, or merged into another)."""
+        gone = set(profile_ids)
+        for key in [
+            k for k, (pid, _) in self._profiles.items() if k[0] == tenant_id and pid in gone
+        ]:
+            del self._profiles[key]
 
     async def _thread_contact(
         self, conn: PgConnection, tenant_id: str, thread_id: str
