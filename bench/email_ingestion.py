@@ -19,6 +19,11 @@ measures how long the queue got).
 Named `email_ingestion.py`, not `email.py`: a script's folder comes first on sys.path, so an
 `email.py` there would shadow the standard library's `email` package for every benchmark in it.
 
+Each phase prints the CPU per message of each process group: the email service (with its
+parse and SMTP worker processes), the profiles service, PostgreSQL, the broker, and this
+bench (its SMTP clients and Kafka consumer). On a shared, noisy machine that is the steady
+figure; messages per second is only meaningful on a quiet one.
+
 Goal: at least 300 messages/s on this machine.
 The last line is the JSON object `{"bench": "email", "messages_per_s", "ingest_p99_ms"}`.
 """
@@ -41,7 +46,7 @@ from pathlib import Path
 import aiosmtplib
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from benchkit import admin_sql, say
+from benchkit import CpuMeter, admin_sql, pid_of, say
 
 from contactcenter.email import corpus
 from contactcenter.email.v1 import email_pb2 as pb
@@ -118,6 +123,7 @@ async def drive(
     messages: int,
     connections: int,
     latency_s: float,
+    meter: CpuMeter,
 ) -> dict[str, float]:
     tenant = f"bench-{uuid.uuid4().hex[:8]}"
     md = metadata_for(issue_token(tenant, [Role.ADMIN], "bench"))
@@ -179,15 +185,25 @@ async def drive(
         return max((arrived[m] for m in phase.ids if m in arrived), default=time.monotonic())
 
     consumer_task = asyncio.create_task(consume())
+    idle: dict[str, float] = {}
+
+    def cpu_report(used: dict[str, float], count: int, elapsed: float) -> None:
+        say(CpuMeter.line(used, count, elapsed, "message"))
+        above = CpuMeter.above_idle(used, idle, elapsed)
+        say(CpuMeter.line(above, count, elapsed, "message above idle"))
+
     try:
         say(f"phase 1, throughput: {messages} messages flat out on {connections} connections")
         flat = Phase(ids)
+        cpu_before = meter.sample()
         started = time.monotonic()
         sending = asyncio.create_task(deliver(flat, raws, smtp_port, connections, None))
         finished = await wait_all(flat, started)
         await sending
         got = sum(1 for m in ids if m in arrived)
         elapsed = finished - started
+        cpu_seconds = time.monotonic() - started
+        flat_cpu = CpuMeter.used(cpu_before, meter.sample())
         rate = got / elapsed
         say(
             f"  {got} of {messages} on Kafka in {elapsed:.1f} s "
@@ -195,6 +211,8 @@ async def drive(
             f"{flat.errors} SMTP errors): {rate:.0f} messages/s, "
             f"{total_bytes / elapsed / 1e6:.1f} MB/s"
         )
+        idle.update(await meter.idle_share(5.0))  # after phase 1: warmed up, no mail flows
+        cpu_report(flat_cpu, got, cpu_seconds)
 
         paced_rate = max(10.0, 0.7 * rate)
         count = int(paced_rate * latency_s)
@@ -204,9 +222,13 @@ async def drive(
             raws[mid] = corpus.realistic(messages + n, MAILBOX, message_id=mid)
         paced = Phase(paced_ids)
         started = time.monotonic()
+        cpu_before = meter.sample()
         sending = asyncio.create_task(deliver(paced, raws, smtp_port, connections, paced_rate))
         await wait_all(paced, started)
         await sending
+        cpu_report(
+            CpuMeter.used(cpu_before, meter.sample()), len(paced_ids), time.monotonic() - started
+        )
     finally:
         closing.set()
         await consumer_task
@@ -279,6 +301,15 @@ def main(argv: list[str] | None = None) -> int:
                 args.messages,
                 args.connections,
                 args.latency_seconds,
+                CpuMeter(
+                    {
+                        "email": started[-1].process.pid,
+                        "profiles": started[0].process.pid,
+                        "postgres": pid_of(infra.postgres),
+                        "broker": pid_of(infra.kafka),
+                        "bench": os.getpid(),
+                    }
+                ),
             )
         )
     finally:

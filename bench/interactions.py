@@ -49,9 +49,8 @@ from typing import Any
 
 import asyncpg
 import grpc
-import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from benchkit import admin_sql, say
+from benchkit import CpuMeter, admin_sql, pid_of, say
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.grpckit import Role, issue_token, metadata_for
@@ -204,34 +203,6 @@ async def wait_relayed(database_url: str, within_s: float) -> tuple[int, float]:
         await conn.close()
 
 
-class CpuMeter:
-    """CPU seconds (user + system) used by groups of processes: each group is a root process
-    and its children (the service, PostgreSQL's postmaster and backends, the broker) or this
-    process alone (the bench's own gRPC clients; its children are the other groups)."""
-
-    def __init__(self, groups: dict[str, int | None]) -> None:
-        self.groups = {name: pid for name, pid in groups.items() if pid is not None}
-
-    @staticmethod
-    def _tree(pid: int) -> float:
-        try:
-            root = psutil.Process(pid)
-            members = [root] if pid == os.getpid() else [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0.0
-        total = 0.0
-        for member in members:
-            try:
-                times = member.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        return total
-
-    def sample(self) -> dict[str, float]:
-        return {name: self._tree(pid) for name, pid in self.groups.items()}
-
-
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -303,14 +274,8 @@ async def run_clients(
     cpu_after = meter.sample()
     elapsed = time.monotonic() - started
     commands = max(1, len(results.samples))
-    used = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
-    say(
-        "  CPU per command (ms) and share of a core: "
-        + ", ".join(
-            f"{name} {cpu * 1000 / commands:.2f} ({cpu / elapsed:.0%})"
-            for name, cpu in used.items()
-        )
-    )
+    used = CpuMeter.used(cpu_before, cpu_after)
+    say(CpuMeter.line(used, commands, elapsed, "command"))
     return results, since, until, used["service"]
 
 
@@ -435,8 +400,8 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "service": service.process.pid,
                         "clients": os.getpid(),
-                        "postgres": _pid(infra.postgres),
-                        "broker": _pid(infra.kafka),
+                        "postgres": pid_of(infra.postgres),
+                        "broker": pid_of(infra.kafka),
                     }
                 ),
                 args.rate,
@@ -453,12 +418,6 @@ def main(argv: list[str] | None = None) -> int:
     say(f"goal (>= 1,000 commands/s, p99 < 20 ms): {'met' if goal else 'NOT met'}")
     print(json.dumps({"bench": "interactions", **figures}), flush=True)
     return 0
-
-
-def _pid(part: Any) -> int | None:
-    """The pid of an infrastructure process this bench started (None: an external one)."""
-    process = getattr(part, "process", None)
-    return None if process is None else int(process.pid)
 
 
 if __name__ == "__main__":

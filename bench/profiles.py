@@ -50,7 +50,6 @@ import contextlib
 import json
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -65,7 +64,7 @@ from typing import Any
 import asyncpg
 import grpc
 import psutil
-from benchkit import admin_sql, say
+from benchkit import CpuMeter, admin_sql, pid_of, say
 
 import contactcenter.profiles.main as profiles_main
 from contactcenter.eventstore import apply_migrations, create_pool
@@ -216,42 +215,6 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-class Processes:
-    """CPU seconds (user + system) of the service (its process and any worker processes), of
-    the PostgreSQL server, and of this process (the benchmark's own gRPC clients)."""
-
-    def __init__(self, service_pid: int, postgres_pids: list[int]) -> None:
-        self.service = psutil.Process(service_pid)
-        self.postgres_pids = postgres_pids
-        #: CPU seconds per second of the service and PostgreSQL with no call to serve (the
-        #: Kafka consumer, the outbox relay, health...): subtracted for the net figures.
-        self.idle_per_s = (0.0, 0.0)
-
-    async def measure_idle(self, seconds: float) -> None:
-        before, t0 = self.sample(), time.monotonic()
-        await asyncio.sleep(seconds)
-        after, elapsed = self.sample(), time.monotonic() - t0
-        self.idle_per_s = ((after[0] - before[0]) / elapsed, (after[1] - before[1]) / elapsed)
-
-    @staticmethod
-    def _cpu(processes: list[psutil.Process]) -> float:
-        total = 0.0
-        for p in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += sum(p.cpu_times()[:2])
-        return total
-
-    def sample(self) -> tuple[float, float, float]:
-        service = [self.service, *self.service.children(recursive=True)]
-        postgres: list[psutil.Process] = []
-        for pid in self.postgres_pids:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                root = psutil.Process(pid)
-                postgres += [root, *root.children()]
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        return self._cpu(service), self._cpu(postgres), own.ru_utime + own.ru_stime
-
-
 def prepared_requests(
     profiles: int, count: int, seed: int = 7
 ) -> list[tuple[pb.ResolveIdentityRequest, str]]:
@@ -284,7 +247,8 @@ async def run_clients(
     warmup: float,
     seconds: float,
     pace_s: float | None,
-    processes: Processes,
+    meter: CpuMeter,
+    idle: dict[str, float],
 ) -> tuple[Results, float, float]:
     """`clients` concurrent clients, each sending its next resolve when the last one is
     answered (flat out), or with `pace_s` one resolve every `pace_s` seconds, its latency
@@ -332,28 +296,19 @@ async def run_clients(
             if response.profile_id != expected or response.created:
                 results.wrong += 1
 
-    cpu_before, t_before = processes.sample(), time.monotonic()
+    cpu_before = meter.sample()
     try:
         await asyncio.gather(*(client(i) for i in range(clients)))
     finally:
-        cpu_after, elapsed = processes.sample(), time.monotonic() - t_before
+        cpu_after = meter.sample()
         for channel in channels:
             await channel.close()
     calls_made = max(1, len(results.samples))
-    service, postgres, own = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
-    # Net of what the service and PostgreSQL spend anyway (at a low rate, on a busy machine,
-    # the background work would otherwise dominate the figure per call).
-    net_service = service - processes.idle_per_s[0] * elapsed
-    net_postgres = postgres - processes.idle_per_s[1] * elapsed
-    say(
-        f"   CPU per resolve: service {service * 1000 / calls_made:.3f} ms "
-        f"({service / (time.monotonic() - started):.0%} of a core), PostgreSQL "
-        f"{postgres * 1000 / calls_made:.3f} ms, benchmark clients {own * 1000 / calls_made:.3f} ms"
-    )
-    say(
-        f"   net of idle: service {net_service * 1000 / calls_made:.3f} ms, PostgreSQL "
-        f"{net_postgres * 1000 / calls_made:.3f} ms per resolve"
-    )
+    used = CpuMeter.used(cpu_before, cpu_after)
+    elapsed = time.monotonic() - started
+    say(CpuMeter.line(used, calls_made, elapsed, "resolve"))
+    above = CpuMeter.above_idle(used, idle, elapsed)
+    say(CpuMeter.line(above, calls_made, elapsed, "resolve above idle"))
     if results.errors:
         say(f"   errors: {dict(results.errors)}")
     if results.wrong:
@@ -383,20 +338,16 @@ async def drive(
     seconds: float,
     warmup: float,
     rate: float | None,
-    processes: Processes,
+    meter: CpuMeter,
 ) -> dict[str, Any]:
     metadata = metadata_for(issue_token(tenant_id, [Role.SERVICE], "bench-ivr"))
     requests = prepared_requests(profiles, 50_000)
 
-    await processes.measure_idle(3.0)
-    say(
-        f"idle: service {processes.idle_per_s[0]:.1%} of a core, "
-        f"PostgreSQL {processes.idle_per_s[1]:.1%}"
-    )
+    idle = await meter.idle_share(3.0)
     say(f"1. throughput: {clients} clients, each sending its next resolve as soon as the last")
     say(f"   one is answered ({warmup:.0f} s warm-up + {seconds:.0f} s measured) ...")
     results, since, until = await run_clients(
-        address, metadata, requests, clients, warmup, seconds, None, processes
+        address, metadata, requests, clients, warmup, seconds, None, meter, idle
     )
     capacity, closed_p50, closed_p99 = report("   throughput", results, since, until)
 
@@ -407,7 +358,7 @@ async def drive(
     )
     say("   latency counted from when each resolve was due ...")
     paced, since, until = await run_clients(
-        address, metadata, requests, clients, warmup, seconds, clients / target, processes
+        address, metadata, requests, clients, warmup, seconds, clients / target, meter, idle
     )
     achieved, p50, p99 = report("   under load", paced, since, until)
     say(
@@ -479,8 +430,6 @@ def main(argv: list[str] | None = None) -> int:
             f"profiles serving on {service.grpc_address} (pid {service.process.pid}, "
             f"{args.workers} gRPC process{'es' if args.workers > 1 else ''})"
         )
-        pid_file = data_dir / "postgres" / "postmaster.pid"
-        postgres_pids = [int(pid_file.read_text().split()[0])] if pid_file.exists() else []
         figures = asyncio.run(
             drive(
                 service.grpc_address,
@@ -490,7 +439,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.seconds,
                 args.warmup,
                 args.rate,
-                Processes(service.process.pid, postgres_pids),
+                CpuMeter(
+                    {
+                        "service": service.process.pid,
+                        "clients": os.getpid(),
+                        "postgres": pid_of(infra.postgres),
+                    }
+                ),
             )
         )
     finally:

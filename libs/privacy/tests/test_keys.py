@@ -57,3 +57,34 @@ async def test_shredding_subjects_directly(keys: SubjectKeys) -> None:
     assert open_or_erased(readers["m-1"], sealed) == ERASED
     with pytest.raises(RuntimeError):
         (await keys.for_writing("t1", "m-never-used")).seal("later")
+
+
+async def test_many_subjects_at_once_are_as_one_at_a_time(keys: SubjectKeys) -> None:
+    existing = (await keys.for_writing("t1", "m-old", ["p-1"])).seal("kept key")
+    async with keys.pool.acquire() as conn, conn.transaction():
+        await keys.shred(conn, "t1", ["m-shredded"])
+        ciphers = await keys.for_writing_many(
+            conn,
+            [
+                ("t1", "m-new", ["p-2"]),
+                ("t1", "m-old", ["p-3"]),
+                ("t2", "m-new", []),  # the same id in another tenant: another key
+                ("t1", "m-shredded", ["p-2"]),
+                ("t1", "m-new", ["p-4"]),  # twice in one call: one key
+            ],
+        )
+    async with keys.pool.acquire() as conn:
+        assert await keys.for_writing_many(conn, []) == []
+    new, old, other_tenant, shredded, new_again = ciphers
+    assert old.open(existing) == "kept key"
+    sealed = new.seal("fresh")
+    assert new_again.open(sealed) == "fresh"
+    assert other_tenant.open(sealed) is None  # another key
+    with pytest.raises(RuntimeError):
+        shredded.seal("never")
+    readers = await keys.for_reading("t1", ["m-new"])
+    assert readers["m-new"].open(sealed) == "fresh"
+    # Every owner was recorded: erasing any of them destroys the key.
+    async with keys.pool.acquire() as conn, conn.transaction():
+        assert await keys.shred_owned(conn, "t1", ["p-4"]) == ["m-new"]
+        assert await keys.shred_owned(conn, "t1", ["p-3"]) == ["m-old"]

@@ -88,3 +88,14 @@ async def test_erasure_tombstones_messages_and_keeps_shared_blobs(
     await api.smtp_send(raw, sender=sender, to=api.mailbox)
     rows = await api.inbox_settled(1)  # the erased one was dropped
     assert rows[-1]["status"] == "duplicate"
+
+    # A new mail of the erased sender is not linked to the erased profile (the service's
+    # sender -> profile cache forgot it): the profiles service resolves the address anew.
+    await api.smtp_send(
+        corpus.plain(f"Zoe {tag} <{sender}>", api.mailbox, body="back again"),
+        sender=sender,
+        to=api.mailbox,
+    )
+
+    received = await api.wait_events("email.EmailReceived.v1", 2)
+    assert received[-1].data["customer_profile_id"] not in (None, "", profile_id)

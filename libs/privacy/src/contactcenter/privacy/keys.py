@@ -57,6 +57,16 @@ class SubjectKeys:
             f"insert into {s}.subject_owners (tenant_id, owner_id, subject_id) "
             "select $1, o, $2 from unnest($3::text[]) o on conflict do nothing"
         )
+        self._sql_own_many = (
+            f"insert into {s}.subject_owners (tenant_id, owner_id, subject_id) "
+            "select * from unnest($1::text[], $2::text[], $3::text[]) on conflict do nothing"
+        )
+        self._sql_ensure_many = (
+            f"insert into {s}.subject_keys as k (tenant_id, subject_id, wrapped_key) "
+            "select * from unnest($1::text[], $2::text[], $3::bytea[]) "
+            "on conflict (tenant_id, subject_id) do update set tenant_id = k.tenant_id "
+            "returning tenant_id, subject_id, wrapped_key"
+        )
         self._sql_keys = (
             f"select subject_id, wrapped_key from {s}.subject_keys "
             "where tenant_id = $1 and subject_id = any($2::text[])"
@@ -98,6 +108,33 @@ class SubjectKeys:
         wrapped = self.keyring.wrap(tenant_id, subject_id, self.keyring.new_data_key())
         stored: bytes | None = await conn.fetchval(self._sql_ensure, tenant_id, subject_id, wrapped)
         return self.keyring.cipher(tenant_id, subject_id, stored)
+
+    async def for_writing_many(
+        self, conn: PgConnection, subjects: Sequence[tuple[str, str, Iterable[str]]]
+    ) -> list[SubjectCipherOrShredded]:
+        """`for_writing` for many subjects at once, in the caller's transaction: two statements
+        for all of them (owners first, then keys), a cipher per `(tenant_id, subject_id,
+        owners)` in the same order (group commit of many messages' keys)."""
+        if not subjects:
+            return []
+        owned = sorted({(t, o, s) for t, s, owners in subjects for o in owners if o})
+        if owned:
+            await conn.execute(
+                self._sql_own_many,
+                [t for t, _, _ in owned],
+                [o for _, o, _ in owned],
+                [s for _, _, s in owned],
+            )
+        wanted = sorted({(t, s) for t, s, _ in subjects})
+        rows = await conn.fetch(
+            self._sql_ensure_many,
+            [t for t, _ in wanted],
+            [s for _, s in wanted],
+            [self.keyring.wrap(t, s, self.keyring.new_data_key()) for t, s in wanted],
+        )
+        stored = {(r["tenant_id"], r["subject_id"]): r["wrapped_key"] for r in rows}
+        ciphers = {(t, s): self.keyring.cipher(t, s, stored[(t, s)]) for t, s in wanted}
+        return [ciphers[(t, s)] for t, s, _ in subjects]
 
     async def for_reading(
         self, tenant_id: str, subject_ids: Sequence[str]

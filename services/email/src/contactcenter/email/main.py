@@ -154,7 +154,11 @@ class EmailApp(ServiceApp):
 
     def _projections(self, ctx: ServiceContext) -> Sequence[Projection]:
         self._build(ctx)
-        return [EmailErasures(ctx.schema, self.keys), ThreadContacts(ctx.schema)]
+        assert self.processor is not None
+        erasures = EmailErasures(
+            ctx.schema, self.keys, forget_profiles=self.processor.forget_profiles
+        )
+        return [erasures, ThreadContacts(ctx.schema)]
 
     def _grpc_services(self, ctx: ServiceContext) -> Sequence[ServiceRegistration]:
         self._build(ctx)

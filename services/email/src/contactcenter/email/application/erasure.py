@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +33,8 @@ _log = logging.getLogger(__name__)
 
 PROFILES_TOPIC: Final = topic_for("profiles").name
 PROFILE_ERASED: Final = "profiles.ProfileErased.v1"
+#: The source of a merge: it redirects to the target from now on.
+PROFILE_MERGED_INTO: Final = "profiles.ProfileMergedInto.v1"
 ERASED: Final = "[erased]"
 
 #: Fields of this service's events that hold personal data (addresses, names, text).
@@ -67,14 +69,30 @@ class EmailErasures:
     name = "email.profile-erasures"
     topics: Sequence[str] = (PROFILES_TOPIC,)
 
-    def __init__(self, schema: str, keys: SubjectKeys | None = None) -> None:
+    def __init__(
+        self,
+        schema: str,
+        keys: SubjectKeys | None = None,
+        *,
+        forget_profiles: Callable[[str, Sequence[str]], None] | None = None,
+    ) -> None:
         self._s = _q(schema)
         self._keys = keys
+        #: Drops (tenant, profile ids) from the processor's sender -> profile cache.
+        self._forget_profiles = forget_profiles
 
     async def apply(self, conn: PgConnection, envelope: EventEnvelope) -> None:
+        if envelope.type == PROFILE_MERGED_INTO and self._forget_profiles is not None:
+            source = envelope.data.get("profile_id")
+            if isinstance(source, str):
+                self._forget_profiles(envelope.tenant_id, [source])
+            return
         if envelope.type != PROFILE_ERASED:
             return
         e = ProfileErased.model_validate(envelope.data)
+        if self._forget_profiles is not None:
+            # Before the erasure's commit: a later mail of the address resolves anew.
+            self._forget_profiles(envelope.tenant_id, e.erased_profile_ids)
         erased = await self.erase(conn, envelope.tenant_id, e.erased_profile_ids, e.erasure_id)
         _log.info("erasure %s: %d email messages erased", e.erasure_id, erased)
 

@@ -95,6 +95,17 @@ class _Row:
     profile_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Append:
+    """An event to append when the batch's keys are known (all of them in one round trip)."""
+
+    stream_id: str
+    event: DomainEvent
+    expected_version: int
+    #: (tenant, message id, owners) of the data key that seals it; None: appended as is.
+    seal: tuple[str, str, tuple[str, ...]] | None = None
+
+
 @dataclass
 class _BatchIndex:
     """What the batch knows (from the table, plus the batch's own earlier rows)."""
@@ -106,6 +117,8 @@ class _BatchIndex:
     message_rows: list[tuple[Any, ...]] = field(default_factory=list)
     thread_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)
+    #: The batch's events, in the order of its rows (appended after the loop).
+    appends: list[_Append] = field(default_factory=list)
 
 
 @dataclass
@@ -132,6 +145,7 @@ class Processor:
         poll_interval_s: float = 1.0,
         parse_workers: int = 0,
         keys: SubjectKeys | None = None,
+        profile_cache_ttl_s: float = 300.0,
     ) -> None:
         self._pool = pool
         #: Seals the personal fields of the events (None: stored clear).
@@ -149,7 +163,12 @@ class Processor:
         #: Parsing is CPU work: worker processes keep it off the event loop (SMTP, gRPC).
         self._workers = parse_workers
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
-        self._profiles: dict[tuple[str, str], str] = {}
+        #: (tenant, sender address) -> (profile id, until when it is trusted). Dropped on
+        #: the profile's erasure or merge into another (`forget_profiles`, called by the
+        #: profiles-topic consumer of this process); the expiry bounds how long a replica
+        #: whose consumer did not see that event keeps it. Empty after a restart.
+        self._profiles: dict[tuple[str, str], tuple[str, float]] = {}
+        self._profile_ttl_s = profile_cache_ttl_s
         #: Called with (tenant, message_id) after each commit (tests, metrics).
         self.processed = asyncio.Event()
         s = '"' + schema.replace('"', '""') + '"'
@@ -300,9 +319,10 @@ class Processor:
             outcomes = []
             for row in rows:
                 if row.error is not None:
-                    outcomes.append((row, await self._quarantine(conn, row)))
+                    outcomes.append((row, await self._quarantine(conn, row, index.appends)))
                 else:
                     outcomes.append((row, await self._accept(conn, row, index)))
+            await self._append_all(conn, index.appends)
             if index.blobs:
                 await self._blobs.put_in(conn, index.blobs.items())
             if index.thread_rows:
@@ -384,9 +404,13 @@ class Processor:
         if self._resolver is None:
             return
         wanted: dict[tuple[str, str], tuple[str | None, datetime]] = {}
+        now_s = time.monotonic()
         for row in rows:
             p = row.parsed
-            if p is None or (row.tenant_id, p.from_address) in self._profiles:
+            if p is None:
+                continue
+            cached = self._profiles.get((row.tenant_id, p.from_address))
+            if cached is not None and cached[1] > now_s:
                 continue
             wanted.setdefault((row.tenant_id, p.from_address), (p.from_name, row.received_at))
         if not wanted:
@@ -408,13 +432,22 @@ class Processor:
                 continue
             if len(self._profiles) > 100_000:
                 self._profiles.clear()
-            self._profiles[key] = result
+            self._profiles[key] = (result, now_s + self._profile_ttl_s)
         self._fill_profiles(rows)
 
     def _fill_profiles(self, rows: list[_Row]) -> None:
         for row in rows:
             if row.parsed is not None:
-                row.profile_id = self._profiles.get((row.tenant_id, row.parsed.from_address))
+                cached = self._profiles.get((row.tenant_id, row.parsed.from_address))
+                row.profile_id = cached[0] if cached is not None else None
+
+    def forget_profiles(self, tenant_id: str, profile_ids: Sequence[str]) -> None:
+        """Drop the cached senders of these profiles (erased, or merged into another)."""
+        gone = set(profile_ids)
+        for key in [
+            k for k, (pid, _) in self._profiles.items() if k[0] == tenant_id and pid in gone
+        ]:
+            del self._profiles[key]
 
     async def _thread_contact(
         self, conn: PgConnection, tenant_id: str, thread_id: str
@@ -425,7 +458,24 @@ class Processor:
             return {}
         return {"interaction_id": row["interaction_id"], "contact_closed": row["closed"]}
 
-    async def _quarantine(self, conn: PgConnection, row: _Row) -> Outcome:
+    async def _append_all(self, conn: PgConnection, appends: Sequence[_Append]) -> None:
+        """The batch's events: the data keys of all its messages in one round trip (owners
+        first, so an erasure misses nothing), then each sealed and appended in row order."""
+        seals = [a.seal for a in appends if a.seal is not None]
+        keys = self._subject_keys
+        ciphers = iter(await keys.for_writing_many(conn, seals) if keys and seals else [])
+        for a in appends:
+            event = a.event
+            if a.seal is not None and keys is not None:
+                cipher = next(ciphers)
+                event = seal_personal(event, lambda v, c=cipher: seal_or_erased(c, v))
+            await self._store.append_in(
+                conn, a.stream_id, [event], expected_version=a.expected_version
+            )
+
+    async def _quarantine(
+        self, conn: PgConnection, row: _Row, appends: list[_Append] | None = None
+    ) -> Outcome:
         err = row.error
         assert err is not None
         qid = message_id_for(row.tenant_id, f"quarantine:{row.inbox_id}")
@@ -450,9 +500,11 @@ class Processor:
             raw_sha256=row.raw_sha256,
             size_bytes=row.size,
         )
-        await self._store.append_in(
-            conn, stream_id("email_quarantine", row.tenant_id, qid), [event], expected_version=ANY
-        )
+        stream = stream_id("email_quarantine", row.tenant_id, qid)
+        if appends is not None:
+            appends.append(_Append(stream, event, ANY))
+        else:
+            await self._store.append_in(conn, stream, [event], expected_version=ANY)
         _log.info("quarantined inbox row %s: %s", row.inbox_id, err.reason)
         return Outcome("quarantined", None)
 
@@ -465,7 +517,7 @@ class Processor:
         if existing is not None:
             known = index.by_internet_id.get((tenant, p.internet_message_id or ""))
             if known is not None and known[1] == "outbound":
-                return await self._returned(conn, row, p, existing)
+                return self._returned(row, p, existing, index)
             return Outcome("duplicate", existing)
         message_id = message_id_for(tenant, key)
         own = False
@@ -618,20 +670,19 @@ class Processor:
         index.by_key[(tenant, key)] = message_id
         if p.internet_message_id:
             index.by_internet_id[(tenant, p.internet_message_id)] = (thread_id, kind.value)
-        if self._subject_keys is not None:
-            owners = [row.profile_id] if row.profile_id else []
-            cipher = await self._subject_keys.for_writing(tenant, message_id, owners, conn=conn)
-            event = seal_personal(event, lambda v: seal_or_erased(cipher, v))
-        await self._store.append_in(
-            conn,
-            stream_id("email_message", tenant, message_id),
-            [event],
-            expected_version=NO_STREAM,
+        owners = (row.profile_id,) if row.profile_id else ()
+        index.appends.append(
+            _Append(
+                stream_id("email_message", tenant, message_id),
+                event,
+                NO_STREAM,
+                (tenant, message_id, owners) if self._subject_keys is not None else None,
+            )
         )
         return Outcome("done", message_id)
 
-    async def _returned(
-        self, conn: PgConnection, row: _Row, p: ParsedMessage, sent_message_id: str
+    def _returned(
+        self, row: _Row, p: ParsedMessage, sent_message_id: str, index: _BatchIndex
     ) -> Outcome:
         """One of our own sent messages came back in (a forwarding loop): recorded, never
         answered, never a contact."""
@@ -645,11 +696,8 @@ class Processor:
             internet_message_id=p.internet_message_id,
             raw_sha256=row.raw_sha256,
         )
-        await self._store.append_in(
-            conn,
-            stream_id("email_message", row.tenant_id, returned_id),
-            [event],
-            expected_version=ANY,
+        index.appends.append(
+            _Append(stream_id("email_message", row.tenant_id, returned_id), event, ANY)
         )
         return Outcome("own_mail", sent_message_id)
 
