@@ -231,16 +231,7 @@ class ServiceApp:
                 await asyncio.wait_for(stop.wait(), self.settings.prune_applied_every_s)
 
     async def _supervised(self, name: str, loop: Loop) -> None:
-        """Run a loop until the app stops; a crash is logged and the loop runs again (it
-        resumes from its checkpoint) instead of leaving the service half alive."""
-        while not self._stop.is_set():
-            try:
-                await loop(self._stop)
-            except Exception:
-                _log.exception("%s failed; restarting in %.0f s", name, RESTART_DELAY_S)
-            if not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), RESTART_DELAY_S)
+        await run_supervised(name, loop, self._stop)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -293,6 +284,33 @@ class ServiceApp:
             run_on_uvloop(main)
         else:
             asyncio.run(main)
+
+
+async def run_supervised(
+    name: str, loop: Loop, stop: asyncio.Event, *, restart_delay_s: float = RESTART_DELAY_S
+) -> None:
+    """Run a loop until `stop` is set; a crash is logged and the loop runs again (it resumes
+    from its checkpoint) instead of leaving the service half alive."""
+    while not stop.is_set():
+        try:
+            await loop(stop)
+        except asyncio.CancelledError:
+            # A cancellation raised from inside the loop (aiokafka cancels the futures of
+            # records it gave up on, and gather passes that on) is a failure like any other;
+            # only the cancellation of this task ends it. (It ended the outbox relay for good
+            # after the broker had been paused.)
+            current = asyncio.current_task()
+            if current is None or current.cancelling():
+                raise
+            _log.exception(
+                "%s was cancelled from inside; restarting in %.0f s", name, restart_delay_s
+            )
+        except Exception:
+            _log.exception("%s failed; restarting in %.0f s", name, restart_delay_s)
+        if not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(restart_delay_s):
+                    await stop.wait()
 
 
 def log_tasks() -> None:
