@@ -17,6 +17,7 @@ from contactcenter.infra.process import free_port
 from contactcenter.messaging.admin import ensure_topics
 from contactcenter.messaging.broker import create_broker
 from contactcenter.messaging.settings import KafkaSettings
+from contactcenter.servicekit.app import run_supervised
 
 from .conftest import ProbeRecorded
 
@@ -80,16 +81,11 @@ async def test_relay_republishes_what_a_restarted_broker_lost(pool, store, tenan
         await broker.start()
         stop = asyncio.Event()
 
-        async def supervised() -> None:
-            # As ServiceApp runs it: a relay that fails (the broker went away mid-publish)
-            # runs again, from its checkpoint.
-            while not stop.is_set():
-                try:
-                    await relay.run(stop)
-                except Exception:
-                    await asyncio.sleep(0.5)
-
-        running = asyncio.create_task(supervised())
+        # As ServiceApp runs it: a relay that fails (the broker went away mid-publish) runs
+        # again, from its checkpoint.
+        running = asyncio.create_task(
+            run_supervised("outbox-relay", relay.run, stop, restart_delay_s=0.5)
+        )
         try:
 
             async def all_published() -> bool:
@@ -158,14 +154,11 @@ async def test_relay_sends_again_through_a_new_producer_when_acks_do_not_come(
         await broker.start()
         stop = asyncio.Event()
 
-        async def supervised() -> None:
-            while not stop.is_set():
-                try:
-                    await relay.run(stop)
-                except Exception:
-                    await asyncio.sleep(0.5)
-
-        running = asyncio.create_task(supervised())
+        # As ServiceApp runs it: a relay that fails (the broker went away mid-publish) runs
+        # again, from its checkpoint.
+        running = asyncio.create_task(
+            run_supervised("outbox-relay", relay.run, stop, restart_delay_s=0.5)
+        )
         try:
 
             async def published() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +46,27 @@ async def leased_pool(database_url: str) -> AsyncIterator[PgPool]:
 
 def _rid() -> str:
     return str(uuid.uuid4())
+
+
+async def _available(
+    stub: pb_grpc.RoutingServiceStub,
+    admin: tuple[tuple[str, str]],
+    agent: Callable[[str], tuple[tuple[str, str]]],
+    names: tuple[str, ...],
+) -> None:
+    """Queue "q", and the named agents serving it, each logged in (AVAILABLE) by itself."""
+    await stub.UpsertQueue(
+        pb.UpsertQueueRequest(request_id=_rid(), queue=pb.Queue(queue_id="q")), metadata=admin
+    )
+    for name in names:
+        await stub.UpsertAgent(
+            pb.UpsertAgentRequest(request_id=_rid(), agent=pb.Agent(agent_id=name, queues=["q"])),
+            metadata=admin,
+        )
+        await stub.SetAgentState(
+            pb.SetAgentStateRequest(request_id=_rid(), presence=pb.PRESENCE_AVAILABLE),
+            metadata=agent(name),
+        )
 
 
 async def test_an_agent_without_heartbeats_is_logged_off_and_the_others_stay(
@@ -140,21 +161,7 @@ async def test_leases_that_ran_out_while_routing_was_down_get_one_period_to_reco
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             stub = pb_grpc.RoutingServiceStub(channel)
-            await stub.UpsertQueue(
-                pb.UpsertQueueRequest(request_id=_rid(), queue=pb.Queue(queue_id="q")),
-                metadata=admin,
-            )
-            for name in ("back", "gone"):
-                await stub.UpsertAgent(
-                    pb.UpsertAgentRequest(
-                        request_id=_rid(), agent=pb.Agent(agent_id=name, queues=["q"])
-                    ),
-                    metadata=admin,
-                )
-                await stub.SetAgentState(
-                    pb.SetAgentStateRequest(request_id=_rid(), presence=pb.PRESENCE_AVAILABLE),
-                    metadata=agent(name),
-                )
+            await _available(stub, admin, agent, ("back", "gone"))
             await asyncio.sleep(LEASE_S * 2)  # routing is down: no sweeper, no renewals
             assert len(await leases.expired()) == 2
             stop = asyncio.Event()
@@ -217,21 +224,7 @@ async def test_a_stream_busy_with_offers_keeps_its_lease_and_a_restart_gives_a_w
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             stub = pb_grpc.RoutingServiceStub(channel)
-            await stub.UpsertQueue(
-                pb.UpsertQueueRequest(request_id=_rid(), queue=pb.Queue(queue_id="q")),
-                metadata=admin,
-            )
-            for name in ("busy", "late"):
-                await stub.UpsertAgent(
-                    pb.UpsertAgentRequest(
-                        request_id=_rid(), agent=pb.Agent(agent_id=name, queues=["q"])
-                    ),
-                    metadata=admin,
-                )
-                await stub.SetAgentState(
-                    pb.SetAgentStateRequest(request_id=_rid(), presence=pb.PRESENCE_AVAILABLE),
-                    metadata=agent(name),
-                )
+            await _available(stub, admin, agent, ("busy", "late"))
             # "late" has most of its lease behind it when routing starts; it reconnects
             # after the rest of its old lease, within a whole period from the start, and
             # then beats.
