@@ -4,6 +4,9 @@
 
 PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
+# Processes that talk gRPC and then start others (the launcher, tests) must not run grpc's
+# fork handlers: they can deadlock subprocess.Popen (grpc/grpc#37259); every child execs.
+export GRPC_ENABLE_FORK_SUPPORT := 0
 # The interpreter itself (not a shim in front of it), so uv never recreates the venv.
 export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 UV := $(PYTHON) -m uv
