@@ -23,6 +23,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.email.config import EmailSettings
@@ -35,6 +36,7 @@ from contactcenter.interactions.config import InteractionsSettings
 from contactcenter.interactions.main import create_app as create_interactions
 from contactcenter.interactions.v1 import interactions_pb2 as ipb
 from contactcenter.interactions.v1 import interactions_pb2_grpc as ipb_grpc
+from contactcenter.messaging.admin import topic_partitions
 from contactcenter.privacy import ERASED
 from contactcenter.profiles.config import ProfilesSettings
 from contactcenter.profiles.main import create_app as create_profiles
@@ -122,9 +124,11 @@ async def _scan_topics(bootstrap: str, tenant_id: str, customer: Customer) -> di
     for topic in TOPICS:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await consumer.start()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
         try:
-            await consumer.topics()
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+            numbers = (await topic_partitions(admin, [topic])).get(topic, set())
+            parts = [TopicPartition(topic, p) for p in sorted(numbers)]
             assert parts, topic
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
@@ -147,6 +151,7 @@ async def _scan_topics(bootstrap: str, tenant_id: str, customer: Customer) -> di
                             found.setdefault(topic, set()).update(hits)
             assert seen, f"no event of the tenant on {topic}"
         finally:
+            await admin.close()
             await consumer.stop()
     return found
 

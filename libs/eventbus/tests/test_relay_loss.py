@@ -8,13 +8,14 @@ import asyncio
 import signal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventbus import OutboxRelay
 from contactcenter.eventstore import PostgresEventStore
 from contactcenter.infra.kafka import KafkaBroker, start_kafka
 from contactcenter.infra.process import free_port
-from contactcenter.messaging.admin import ensure_topics
+from contactcenter.messaging.admin import ensure_topics, topic_partitions
 from contactcenter.messaging.broker import create_broker
 from contactcenter.messaging.settings import KafkaSettings
 from contactcenter.servicekit.app import run_supervised
@@ -27,10 +28,11 @@ TOPIC = topic_for("interactions").name
 async def _ids_on_topic(bootstrap: str) -> set[str]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        await consumer.topics()
-        parts = consumer.partitions_for_topic(TOPIC) or set()
-        tps = [TopicPartition(TOPIC, p) for p in parts]
+        parts = (await topic_partitions(admin, [TOPIC])).get(TOPIC, set())
+        tps = [TopicPartition(TOPIC, p) for p in sorted(parts)]
         if not tps:
             return set()
         consumer.assign(tps)
@@ -42,6 +44,7 @@ async def _ids_on_topic(bootstrap: str) -> set[str]:
                 seen.update(dict(r.headers)["ce_id"].decode() for r in records)
         return seen
     finally:
+        await admin.close()
         await consumer.stop()
 
 

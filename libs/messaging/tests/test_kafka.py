@@ -15,7 +15,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contactcenter.contracts.events import DomainEvent
-from contactcenter.messaging.admin import dlq_topic, ensure_topics, repair_topics
+from contactcenter.messaging.admin import (
+    dlq_topic,
+    ensure_topics,
+    repair_topics,
+    topic_partitions,
+)
 from contactcenter.messaging.broker import create_broker
 from contactcenter.messaging.cloudevents import (
     EventEnvelope,
@@ -404,6 +409,13 @@ async def test_repair_topics_remakes_an_auto_created_topic_cleanly(kafka_bootstr
 
         assert await repair_topics(kafka_bootstrap, [auto, right], partitions=6) == [auto]
         assert await repair_topics(kafka_bootstrap, [auto, right], partitions=6) == []
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            found = await topic_partitions(admin, [auto, right])
+        finally:
+            await admin.close()
+        assert found == {auto: set(range(6)), right: set(range(6))}
 
         await producer.client.force_metadata_update()
         acks = [await producer.send_and_wait(auto, b"after", partition=p) for p in range(6)]

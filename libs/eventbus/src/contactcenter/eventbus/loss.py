@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from contactcenter.eventstore import PgPool
 from contactcenter.eventstore._pg import connection, quote_ident
+from contactcenter.messaging.admin import topic_partitions
 
 _log = logging.getLogger(__name__)
 
@@ -141,6 +143,7 @@ class LogProbe:
         self._client_id = client_id
         self._timeout_s = timeout_s
         self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
 
     async def losses(self, published: dict[tuple[str, int], Published]) -> list[Loss]:
         """The partitions of `published` that lost their last record; raises `TimeoutError`
@@ -158,11 +161,10 @@ class LogProbe:
         self, consumer: AIOKafkaConsumer, published: dict[tuple[str, int], Published]
     ) -> list[Loss]:
         losses: list[Loss] = []
-        existing = await consumer.topics()  # a fresh metadata request
+        existing = await topic_partitions(await self._admin_started(), {t for t, _ in published})
         present: dict[TopicPartition, Published] = {}
         for (topic, partition), last in sorted(published.items()):
-            parts = consumer.partitions_for_topic(topic) if topic in existing else None
-            if not parts or partition not in parts:
+            if partition not in existing.get(topic, ()):
                 losses.append(Loss(topic, partition, last.offset, "the partition is gone"))
             else:
                 present[TopicPartition(topic, partition)] = last
@@ -227,8 +229,8 @@ class LogProbe:
             raise
 
     async def _read_ids(self, consumer: AIOKafkaConsumer, topic: str) -> set[str]:
-        await consumer.topics()  # a fresh metadata request
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        existing = await topic_partitions(await self._admin_started(), [topic])
+        tps = [TopicPartition(topic, p) for p in sorted(existing.get(topic, ()))]
         seen: set[str] = set()
         if not tps:
             return seen
@@ -260,13 +262,29 @@ class LogProbe:
             await consumer.start()
         return self._consumer
 
+    async def _admin_started(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._bootstrap,
+                client_id=self._client_id,
+                request_timeout_ms=int(self._timeout_s * 1000),
+            )
+            self._admin = admin  # a start cut short by the timeout is closed too
+            await admin.start()
+        return self._admin
+
     async def close(self) -> None:
-        """Stop the probe's client, within the timeout: a paused broker must not hang the
+        """Stop the probe's clients, within the timeout: a paused broker must not hang the
         relay in here."""
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
+        admin, self._admin = self._admin, None
+        for client in (consumer, admin):
+            if client is None:
+                continue
             try:
                 async with asyncio.timeout(self._timeout_s):
-                    await consumer.stop()
+                    await (
+                        client.stop() if isinstance(client, AIOKafkaConsumer) else client.close()
+                    )
             except Exception as exc:  # closing a client of a broker that went away
                 _log.debug("closing the log probe: %r", exc)

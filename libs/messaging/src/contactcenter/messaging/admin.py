@@ -123,6 +123,25 @@ async def repair_topics(
     return sorted(recreated)
 
 
+async def topic_partitions(
+    admin: AIOKafkaAdminClient, topics: Iterable[str]
+) -> dict[str, set[int]]:
+    """The partition numbers of each named topic, asked by name. A consumer's `topics()` asks
+    for every topic at once, and Tansu's answer to that can leave some out: a reader that
+    trusted it saw no partitions, or stale ones. Asking by name makes a broker that
+    auto-creates topics (Tansu) create a missing one, with its own partition count: for topics
+    that should exist."""
+    names = sorted(set(topics))
+    if not names:
+        return {}
+    described: list[dict[str, Any]] = await admin.describe_topics(names)
+    return {
+        t["topic"]: {p["partition"] for p in t["partitions"]}
+        for t in described
+        if t["error_code"] == 0 and t["partitions"]
+    }
+
+
 async def _not_as_wanted(
     admin: AIOKafkaAdminClient, names: list[str], partitions: int
 ) -> list[str]:
