@@ -19,6 +19,10 @@ class ProfilesSettings(ServiceSettings, MasterKeySettings):
     )
 
     #: The service's well-known local port (`make run`, docker-compose); tests pass 0.
+    #: The consumer (the interactions events behind history and last agent) is not
+    #: latency-critical: Tansu answers a waiting fetch only when this expires, and polling
+    #: every 25 ms costs the broker CPU at rest.
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=0)
     grpc_port: int = Field(default=50053, ge=0, le=65535)
     #: Base64 of 32 random bytes. Wraps every profile's data key and derives the tenants'
     #: identity-index secrets: losing it loses every profile's personal data.
