@@ -310,8 +310,9 @@ class OutboxRelay:
     async def verify_republication(self) -> bool:
         """After the store was published again and the relay caught up: read the topics
         back and compare them with the store; what is missing (a broker that lost records
-        again as its topics were made anew: Tansu reuses offsets it had half-written) is
-        published again from the start. True when the topics hold everything."""
+        again while its topics were made anew: Tansu reports write conflicts on the first
+        batches of a remade topic) is published again from the start. True when the topics
+        hold everything."""
         if self._probe is None:
             self._verify_republication = False
             return True
