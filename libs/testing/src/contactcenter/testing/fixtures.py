@@ -26,6 +26,8 @@ from contactcenter.testing.services import create_database, drop_database
 
 @dataclass
 class TestInfra:
+    __test__ = False  # a fixture's value, not a test class (pytest collects Test* names)
+
     kafka_bootstrap: str
     database_url: str
     local: LocalInfra | None = None  # set when the processes are ours (to kill/restart in tests)
