@@ -145,14 +145,11 @@ async def topic_partitions(
 async def _not_as_wanted(
     admin: AIOKafkaAdminClient, names: list[str], partitions: int
 ) -> list[str]:
-    """The topics of `names` that are missing or have another partition count."""
-    existing = set(await admin.list_topics())
-    present = [n for n in names if n in existing]
-    described: list[dict[str, Any]] = await admin.describe_topics(present) if present else []
-    right = {
-        t["topic"] for t in described if t["error_code"] == 0 and len(t["partitions"]) == partitions
-    }
-    return [n for n in names if n not in right]
+    """The topics of `names` that are missing or have another partition count, asked by name
+    (`topic_partitions`): a topic left out of a "list every topic" answer must not be taken
+    for missing and deleted with what it holds."""
+    found = await topic_partitions(admin, names)
+    return [n for n in names if len(found.get(n, ())) != partitions]
 
 
 async def _create(
