@@ -181,7 +181,16 @@ class LiveProjection:
 
 
 class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On assignment, continue from the positions committed with the read models."""
+    """On assignment, continue from the positions committed with the read models, if the
+    broker still holds the log they point into.
+
+    A broker that lost its logs (restarted empty; its topics remade) lost the group's committed
+    offsets with them, while the positions in PostgreSQL survive. The new log holds the
+    relays' republished events and the events first published since, in another order:
+    continuing from the old position would skip those below it for good. So without a
+    committed offset at the broker the partition is read from its beginning (what was applied
+    before is recognised by event id and skipped).
+    """
 
     def __init__(self, projection: LiveProjection, consumer: Callable[[], AIOKafkaConsumer]):
         self._projection = projection
@@ -194,7 +203,20 @@ class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer = self._consumer()
         for tp in assigned:
             position = self._projection.positions.get(f"{tp.topic}:{tp.partition}")
-            if position is not None:
+            if position is None:
+                continue
+            if await consumer.committed(tp) is None:
+                _log.warning(
+                    "%s: the broker has no committed offset for %s:%d, which the read models "
+                    "had read to %d: its log may be another one (a broker that lost its "
+                    "logs); reading the partition from its beginning",
+                    CONSUMER,
+                    tp.topic,
+                    tp.partition,
+                    position,
+                )
+                await consumer.seek_to_beginning(tp)
+            else:
                 consumer.seek(tp, position)
 
 
