@@ -214,12 +214,20 @@ async def test_rebuild_gives_the_identical_read_models(
         at=now + timedelta(seconds=69),
     )
 
+    pool = service.app.context.pool
+
     async def applied() -> None:
         (q,) = (await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)).queues
         assert (q.waiting, q.totals[0].handled, q.totals[0].abandoned) == (1, 1, 1)
+        # The statistics are served from memory, ahead of the commit: the tables must hold
+        # all ten events too.
+        async with pool.acquire() as conn:
+            stored = await conn.fetchval(
+                "select count(*) from reporting.inbox where tenant_id = $1", tenant_id
+            )
+        assert stored == 10
 
     await eventually(applied)
-    pool = service.app.context.pool
     async with pool.acquire() as conn:
         before = await dump_tables(conn, "reporting")
     result = await rebuild(pool, "reporting")
