@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -33,6 +34,7 @@ from contactcenter.contracts.topics import topic_for_event_type
 from contactcenter.eventbus.loss import LogProbe, Loss, PublishedOffsets
 from contactcenter.eventstore import (
     STORE_SOURCE,
+    AppendListener,
     Checkpoint,
     GlobalPosition,
     PostgresEventStore,
@@ -123,7 +125,10 @@ class OutboxRelay:
         self._bootstrap = bootstrap_servers
         self._partitions = partitions
         self._loss_check_every_s = loss_check_every_s
-        self._loss_checked_at = 0.0
+        #: Losses the watcher found, for the publishing loop to act on.
+        self._found_losses: list[Loss] = []
+        #: The probe's consumer serves one reading at a time (the watcher, the read-back).
+        self._probe_lock = asyncio.Lock()
         self._ack_timeout_s = ack_timeout_s
         #: After publishing the store again: check, once caught up, that the topics hold it.
         self._verify_republication = False
@@ -174,17 +179,35 @@ class OutboxRelay:
                 async with self._store.listener() as wakeup:
                     pacer = TailPacer(self._store, self._idle_poll_s)
                     await self.check_for_loss()
-                    while not stop.is_set():
-                        if not await self.publish_next_batch():
-                            await self.save_checkpoint()
-                            if self._verify_republication:
-                                await self.verify_republication()
-                            await self._check_for_loss_periodically()
-                            await pacer.wait(wakeup, self.position)
+                    # The topics are probed beside the publishing, never in its way: a probe
+                    # takes a broker fetch (tens of milliseconds), and an event appended
+                    # meanwhile would wait for it (it was the p99 of routing's offers).
+                    watcher = asyncio.create_task(self._watch_for_loss(stop))
+                    try:
+                        await self._publish_until(stop, wakeup, pacer)
+                    finally:
+                        watcher.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await watcher
             finally:
                 if self._probe is not None:
                     await self._probe.close()
                 await self.save_checkpoint()
+
+    async def _publish_until(
+        self, stop: asyncio.Event, wakeup: AppendListener, pacer: TailPacer
+    ) -> None:
+        while not stop.is_set():
+            if self._found_losses:
+                losses, self._found_losses = self._found_losses, []
+                await self._republish_from_start(losses)
+            if not await self.publish_next_batch():
+                if self._verify_republication:
+                    await self.verify_republication()
+                if not await pacer.wait(wakeup, self.position):
+                    # Idle: the position is saved now (while publishing, at most every
+                    # `checkpoint_every_s`: not in the next event's way).
+                    await self.save_checkpoint()
 
     async def publish_next_batch(self) -> int:
         """Publish the next batch after the checkpoint; returns how many events it had."""
@@ -287,25 +310,40 @@ class OutboxRelay:
 
     # --- a broker that lost what it acknowledged (see loss.py) ------------------------------
 
-    async def _check_for_loss_periodically(self) -> None:
-        if time.monotonic() - self._loss_checked_at >= self._loss_check_every_s:
-            await self.check_for_loss()
+    async def _watch_for_loss(self, stop: asyncio.Event) -> None:
+        """Every `loss_check_every_s`: probe the topics; losses found are handed to the
+        publishing loop, which publishes the store again (within its idle poll)."""
+        while not stop.is_set():
+            await asyncio.sleep(self._loss_check_every_s)
+            republications = self.losses
+            try:
+                losses = await self._find_losses()
+            except Exception:  # the next probe tries again; this one must not end the watch
+                _log.exception("outbox relay of %s: probing the topics failed", self._store.schema)
+                continue
+            # A republication meanwhile made the probed offsets stale: probe again later.
+            if losses and republications == self.losses:
+                self._found_losses = losses
 
     async def check_for_loss(self) -> bool:
         """Check that the topics still hold the last record this relay published to each
-        partition; on a loss, publish the store again. True when a loss was found. A broker
-        that does not answer proves nothing (checked again later)."""
-        self._loss_checked_at = time.monotonic()
-        if self._probe is None or not self._offsets.last:
-            return False
-        try:
-            losses = await self._probe.losses(dict(self._offsets.last))
-        except (TimeoutError, KafkaError, OSError) as exc:
-            _log.info("outbox relay of %s: cannot check the topics (%r)", self._store.schema, exc)
-            return False
+        partition; on a loss, publish the store again. True when a loss was found."""
+        losses = await self._find_losses()
         if losses:
             await self._republish_from_start(losses)
         return bool(losses)
+
+    async def _find_losses(self) -> list[Loss]:
+        """What the topics lost of the last records published to each partition. A broker
+        that does not answer proves nothing (checked again later)."""
+        if self._probe is None or not self._offsets.last:
+            return []
+        try:
+            async with self._probe_lock:
+                return list(await self._probe.losses(dict(self._offsets.last)))
+        except (TimeoutError, KafkaError, OSError) as exc:
+            _log.info("outbox relay of %s: cannot check the topics (%r)", self._store.schema, exc)
+            return []
 
     async def verify_republication(self) -> bool:
         """After the store was published again and the relay caught up: read the topics
@@ -329,9 +367,10 @@ class OutboxRelay:
             after = batch[-1].global_position
         missing: dict[str, int] = {}
         try:
-            for topic, ids in sorted(expected.items()):
-                if lost := len(ids - await self._probe.ids_on(topic)):
-                    missing[topic] = lost
+            async with self._probe_lock:
+                for topic, ids in sorted(expected.items()):
+                    if lost := len(ids - await self._probe.ids_on(topic)):
+                        missing[topic] = lost
         except (TimeoutError, KafkaError, OSError) as exc:
             _log.info(
                 "outbox relay of %s: cannot read the topics back (%r)", self._store.schema, exc
