@@ -38,14 +38,13 @@ class CountPerTenant:
 
 async def main(args: argparse.Namespace) -> None:
     if args.crash_after_commit:
-        real_apply_once = consumer_module.apply_once
+        real_apply = consumer_module.apply_in_order
 
-        async def apply_then_crash(*a: object, **kw: object) -> int:
-            applied = await real_apply_once(*a, **kw)  # type: ignore[arg-type]
+        async def apply_then_crash(*a: object, **kw: object) -> None:
+            await real_apply(*a, **kw)  # type: ignore[arg-type]
             os._exit(9)
-            return applied
 
-        consumer_module.apply_once = apply_then_crash  # type: ignore[assignment]
+        consumer_module.apply_in_order = apply_then_crash  # type: ignore[assignment]
 
     pool = await asyncpg.create_pool(args.database_url, min_size=1, max_size=4)
     assert pool is not None

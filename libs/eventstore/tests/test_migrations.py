@@ -21,6 +21,7 @@ OWN = [
     "eventstore/0001_event_store.sql",
     "eventstore/0002_consumer_tracking.sql",
     "eventstore/0003_first_events_index.sql",
+    "eventstore/0004_stream_heads.sql",
 ]
 
 

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from contactcenter.grpckit import Role, issue_token, metadata_for
 from contactcenter.messaging.cloudevents import EventEnvelope, encode
+from contactcenter.messaging.ordering import STREAM_VERSION
 from contactcenter.reporting.config import ReportingSettings
 from contactcenter.reporting.main import ReportingApp, create_app
 from contactcenter.reporting.v1 import reporting_pb2_grpc as pb_grpc
@@ -43,17 +44,21 @@ class Service:
         *,
         at: datetime | None = None,
         event_id: uuid.UUID | None = None,
+        stream: tuple[str, int] | None = None,
     ) -> uuid.UUID:
+        """Publish as a relay would; `stream` = (stream id, version in it), as the outbox
+        relay stamps them."""
         context = event_type.split(".", 1)[0]
         event_id = event_id or uuid.uuid4()
         envelope = EventEnvelope(
             id=event_id,
             type=event_type,
             source=f"/contactcenter/{context}",
-            subject=f"{context}/{tenant_id}/x",
+            subject=stream[0] if stream else f"{context}/{tenant_id}/x",
             time=at or datetime.now(UTC),
             tenant_id=tenant_id,
             data=data,
+            extensions={STREAM_VERSION: str(stream[1])} if stream else {},
         )
         record = encode(envelope)
         await self.producer.send_and_wait(

@@ -165,6 +165,81 @@ async def test_redelivered_events_apply_once(service: Any, tenant_id: str, event
         await conn.close()
 
 
+async def test_a_contact_counts_right_when_the_broker_delivers_its_abandon_first(
+    service: Any, tenant_id: str, eventually: Any
+) -> None:
+    """After the broker lost its logs, a consumer can read a contact's abandon (version 3)
+    before the relay publishes its creation and queueing again: held back, it is applied
+    after them, and the contact counts as offered and abandoned, not as waiting."""
+    md = service.md(tenant_id)
+    contact = f"interaction-{tenant_id}-o1"
+    created = "interactions.InteractionCreated.v1"
+    abandoned = "interactions.InteractionAbandoned.v1"
+    gone = {"interaction_id": "o-1", "queue_wait_ms": 4000}
+    abandon_id = await service.publish(tenant_id, abandoned, gone, stream=(contact, 3))
+    # The republication: the whole stream again, in order (the abandon with its own id).
+    await service.publish(tenant_id, created, {"interaction_id": "o-1"}, stream=(contact, 1))
+    await service.publish(tenant_id, Q, queued("o-1"), stream=(contact, 2))
+    await service.publish(tenant_id, abandoned, gone, stream=(contact, 3), event_id=abandon_id)
+
+    async def offered_and_abandoned() -> None:
+        (q,) = (await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)).queues
+        assert (q.waiting, q.totals[0].offered, q.totals[0].abandoned) == (0, 1, 1)
+
+    await eventually(offered_and_abandoned)
+    await asyncio.sleep(0.5)  # a late double count would show now
+    await offered_and_abandoned()
+
+
+async def test_a_database_outage_is_waited_out_and_nothing_counts_twice(
+    service: Any, tenant_id: str, eventually: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit fails as in a PostgreSQL restart, with the memory already folded: the batch
+    waits for the database (never dead-lettered) and counts once when it is back."""
+    md = service.md(tenant_id)
+    projection = service.app.projection
+    real_commit, real_load = projection._commit, projection.load
+    failures = 4  # the commit, and the reloads of the memory tried meanwhile
+
+    def down() -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionRefusedError("the database system is shutting down")
+
+    async def commit(*args: Any) -> None:
+        down()
+        await real_commit(*args)
+
+    async def load() -> None:
+        down()
+        await real_load()
+
+    monkeypatch.setattr(projection, "_commit", commit)
+    monkeypatch.setattr(projection, "load", load)
+    await service.publish(tenant_id, Q, queued("pg-1"))
+
+    conn = await asyncpg.connect(service.database_url)
+
+    async def counted_once() -> None:
+        (q,) = (await service.stub.QueueStats(pb.QueueStatsRequest(), metadata=md)).queues
+        assert (q.waiting, q.totals[0].offered) == (1, 1)
+        # Committed (the memory shows a batch before its commit, the outage's too).
+        count = await conn.fetchval(
+            "select count(*) from reporting.inbox where tenant_id = $1", tenant_id
+        )
+        assert count == 1
+
+    try:
+        await eventually(counted_once, within_s=30)
+        assert failures == 0
+        monkeypatch.undo()
+        await projection.load()  # what was committed says the same
+        await counted_once()
+    finally:
+        await conn.close()
+
+
 async def test_rebuild_gives_the_identical_read_models(
     service: Any, tenant_id: str, eventually: Any
 ) -> None:

@@ -4,12 +4,18 @@ A projection gets batches of envelopes from Kafka and applies them to its own ta
 of the events it applied are recorded in the same transaction (`apply_once`), and the Kafka
 offsets are committed only after that transaction. A crash between the two redelivers the
 batch, and the redelivered events are recognised and skipped: the effect is exactly once.
+
+Each stream's events are applied in their order (`contactcenter.messaging.ordering`): an event
+whose predecessors were not applied (a broker that lost its logs delivered it out of place) is
+held back until the republication brings its stream again. A dead-lettered event counts as
+consumed, so that its stream goes on after it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import asyncpg
@@ -20,13 +26,21 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from contactcenter.eventstore import PG_OUTAGE_ERRORS, PgConnection, apply_once
-from contactcenter.messaging.cloudevents import EventEnvelope
-from contactcenter.messaging.processing import RetryPolicy
+from contactcenter.eventstore import (
+    PG_OUTAGE_ERRORS,
+    PgConnection,
+    apply_once,
+    load_stream_heads,
+    save_stream_heads,
+)
+from contactcenter.messaging.cloudevents import EventEnvelope, InvalidCloudEvent, decode
+from contactcenter.messaging.ordering import StreamHeads, Verdict, stream_keys, stream_version
+from contactcenter.messaging.processing import DeadLetterSink, RetryPolicy
 from contactcenter.messaging.settings import KafkaSettings
-from contactcenter.messaging.subscriber import subscribe_envelope_batches
+from contactcenter.messaging.subscriber import BrokerDeadLetters, subscribe_envelope_batches
 from contactcenter.observability import context_from_carrier
 
+_log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("contactcenter.eventbus.consumer")
 
 
@@ -108,21 +122,19 @@ def subscribe_projection(
         ):
             await projection.apply(conn, envelope)
 
+    name = projection.name
+
     async def handle(batch: list[EventEnvelope]) -> None:
-        await apply_once(
-            pool,
-            schema,
-            projection.name,
-            batch,
-            apply_traced,
-            event_id=lambda e: e.id,
-            occurred_at=lambda e: e.time,
-        )
+        await apply_in_order(pool, schema, name, batch, apply_traced)
 
     async def handle_untracked(batch: list[EventEnvelope]) -> None:
         async with pool.acquire() as conn:
-            for envelope in batch:
+            heads = StreamHeads(await load_stream_heads(conn, schema, name, stream_keys(batch)))
+            for envelope in in_stream_order(name, heads, batch):
                 await apply_traced(conn, envelope)
+            # After the effects (each idempotent by itself): a crash before this line leaves
+            # the heads behind, and the redelivered events are applied again, to no effect.
+            await save_stream_heads(conn, schema, name, heads.take_moved())
 
     tracked = getattr(projection, "tracked", True)
 
@@ -136,6 +148,84 @@ def subscribe_projection(
             settings=settings,
             retry=policy,
             listener=listener,
+            dead_letters=ConsumedDeadLetters(BrokerDeadLetters(broker), pool, schema, name),
         )
         for topic in projection.topics
     ]
+
+
+async def apply_in_order(
+    pool: asyncpg.Pool,
+    schema: str,
+    consumer: str,
+    batch: Sequence[EventEnvelope],
+    apply: Callable[[PgConnection, EventEnvelope], Awaitable[None]],
+) -> None:
+    """In one transaction: apply the envelopes of `batch` that continue their streams and
+    were not applied before, and record them as applied (ids and streams' heads)."""
+    async with pool.acquire() as conn, conn.transaction():
+        heads = StreamHeads(await load_stream_heads(conn, schema, consumer, stream_keys(batch)))
+        await apply_once(
+            conn,
+            schema,
+            consumer,
+            in_stream_order(consumer, heads, batch),
+            apply,
+            event_id=lambda e: e.id,
+            occurred_at=lambda e: e.time,
+        )
+        await save_stream_heads(conn, schema, consumer, heads.take_moved())
+
+
+def in_stream_order(
+    consumer: str, heads: StreamHeads, batch: Sequence[EventEnvelope]
+) -> list[EventEnvelope]:
+    """The envelopes of `batch` that continue their streams (moving `heads`); repeats are
+    dropped, and what comes before its predecessors is held back (said in the log)."""
+    admitted = []
+    for envelope in batch:
+        verdict = heads.judge(envelope)
+        if verdict is Verdict.NEXT:
+            admitted.append(envelope)
+        elif verdict is Verdict.GAP:
+            found = stream_version(envelope)
+            assert found is not None
+            _log.warning(
+                "%s: %s %s is version %d of %s, which was applied only to version %d: held "
+                "back until its stream comes again in order (a broker that lost its logs)",
+                consumer,
+                envelope.type,
+                envelope.id,
+                found[1],
+                envelope.subject,
+                heads.head(found[0]),
+            )
+    return admitted
+
+
+class ConsumedDeadLetters:
+    """Dead letters that count as consumed: the head of the event's stream moves past it.
+    Held back otherwise, every later event of that stream would wait for it forever."""
+
+    def __init__(self, inner: DeadLetterSink, pool: asyncpg.Pool, schema: str, consumer: str):
+        self._inner = inner
+        self._pool = pool
+        self._schema = schema
+        self._consumer = consumer
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+    ) -> None:
+        await self._inner.send(topic, key=key, value=value, headers=headers)
+        try:
+            envelope = decode(headers, value, key=key)
+        except InvalidCloudEvent:
+            return  # not one of our events: no stream to move
+        heads = StreamHeads()
+        heads.skip_past(envelope)
+        await save_stream_heads(self._pool, self._schema, self._consumer, heads.take_moved())

@@ -6,7 +6,9 @@ crash between the two republishes that batch (same `ce_id`s; consumers drop the 
 A broker that loses acknowledged records (the local Tansu after a restart) is noticed from the
 offsets the relay records per partition (`loss.py`), and the store is published again.
 Order: events are sent one after another in store order, and aiokafka keeps one request in
-flight per partition, so each tenant's events reach its partition in store order.
+flight per partition, so each tenant's events reach its partition in store order. Each event
+carries its version in its stream (`ce_streamversion`): after a broker lost its logs, that is
+what lets consumers keep each stream in order (`contactcenter.messaging.ordering`).
 One relay per schema runs at a time (a PostgreSQL advisory lock): replicas of a service
 wait as standbys instead of publishing twice.
 """
@@ -48,6 +50,7 @@ from contactcenter.eventstore import (
 from contactcenter.messaging.admin import dlq_topic, ensure_topics, repair_topics
 from contactcenter.messaging.broker import create_broker, kafka_producer, reconnect_producer
 from contactcenter.messaging.cloudevents import EventEnvelope, encode
+from contactcenter.messaging.ordering import STREAM_VERSION
 from contactcenter.messaging.publisher import EnvelopePublisher
 from contactcenter.messaging.settings import KafkaSettings
 from contactcenter.observability import context_from_carrier, inject_carrier
@@ -78,6 +81,7 @@ def envelope_of(event: RecordedEvent, source: str, traceparent: str | None) -> E
         data=event.data,
         traceparent=traceparent,
         tracestate=event.metadata.get("tracestate"),
+        extensions={STREAM_VERSION: str(event.version)},
     )
 
 

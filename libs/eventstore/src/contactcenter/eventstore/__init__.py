@@ -33,10 +33,12 @@ from contactcenter.eventstore.tracking import (
     apply_once,
     load_global_position,
     load_position,
+    load_stream_heads,
     prune_applied,
     reset_consumer,
     reset_position,
     save_position,
+    save_stream_heads,
 )
 
 __all__ = [
@@ -64,11 +66,13 @@ __all__ = [
     "create_pool",
     "load_global_position",
     "load_position",
+    "load_stream_heads",
     "notify_channel",
     "prune_applied",
     "reset_consumer",
     "reset_position",
     "save_position",
+    "save_stream_heads",
 ]
 
 if TYPE_CHECKING:

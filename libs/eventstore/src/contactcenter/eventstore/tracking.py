@@ -1,13 +1,14 @@
 """Exactly-once effects for consumers (projections, process managers) on at-least-once delivery.
 
 A consumer writes its read model and records what it applied in ONE transaction
-(`<schema>.consumer_applied`, `<schema>.consumer_positions`, from migrations/0002), so a batch
+(`<schema>.consumer_applied`, `<schema>.consumer_positions`, from migrations/0002; the heads of
+the streams it applied, `<schema>.consumer_stream_heads`, from 0004), so a batch
 redelivered after a crash, or overlapping one already applied, changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -106,6 +107,62 @@ async def apply_once(
         if checkpoint is not None:
             await save_position(conn, schema, consumer, checkpoint)
     return applied
+
+
+async def load_stream_heads(
+    target: PgPool | PgConnection,
+    schema: str,
+    consumer: str,
+    streams: Iterable[tuple[str, str]] | None = None,
+) -> dict[tuple[str, str], int]:
+    """The last version `consumer` applied of each of `streams` (source, subject) it applied
+    anything of; all of them when `streams` is None."""
+    s = quote_ident(schema)
+    async with connection(target) as conn:
+        if streams is None:
+            rows = await conn.fetch(
+                f"select source, subject, version from {s}.consumer_stream_heads "
+                "where consumer = $1",
+                consumer,
+            )
+        else:
+            keys = sorted(streams)
+            if not keys:
+                return {}
+            rows = await conn.fetch(
+                f"select h.source, h.subject, h.version from {s}.consumer_stream_heads h "
+                "join unnest($2::text[], $3::text[]) as k(source, subject) "
+                "on h.source = k.source and h.subject = k.subject where h.consumer = $1",
+                consumer,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+            )
+    return {(r["source"], r["subject"]): r["version"] for r in rows}
+
+
+async def save_stream_heads(
+    target: PgPool | PgConnection,
+    schema: str,
+    consumer: str,
+    heads: Mapping[tuple[str, str], int],
+) -> None:
+    """Record the streams' heads `consumer` moved; never moves one backwards. Call inside the
+    transaction that applied the events."""
+    if not heads:
+        return
+    s = quote_ident(schema)
+    keys = sorted(heads)  # a fixed lock order: two batches cannot deadlock
+    async with connection(target) as conn:
+        await conn.execute(
+            f"insert into {s}.consumer_stream_heads as old (consumer, source, subject, version) "
+            "select $1, * from unnest($2::text[], $3::text[], $4::int8[]) "
+            "on conflict (consumer, source, subject) do update set version = excluded.version "
+            "where old.version < excluded.version",
+            consumer,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [heads[k] for k in keys],
+        )
 
 
 async def save_position(
@@ -242,3 +299,4 @@ async def reset_consumer(target: PgPool | PgConnection, schema: str, consumer: s
     async with connection(target) as conn, conn.transaction():
         await conn.execute(f"delete from {s}.consumer_applied where consumer = $1", consumer)
         await conn.execute(f"delete from {s}.consumer_positions where consumer = $1", consumer)
+        await conn.execute(f"delete from {s}.consumer_stream_heads where consumer = $1", consumer)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import asyncpg
+import grpc
 import uvloop
 from faststream.kafka import KafkaBroker
 
@@ -23,6 +24,7 @@ from contactcenter.contracts.events import DomainEvent
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventbus import OutboxRelay, Projection, subscribe_projection
 from contactcenter.eventstore import (
+    PG_OUTAGE_ERRORS,
     PostgresEventStore,
     apply_migrations,
     create_pool,
@@ -39,6 +41,12 @@ from contactcenter.messaging.subscriber import subscribe_envelope_batches
 from contactcenter.observability import Telemetry, setup_telemetry
 from contactcenter.servicekit.settings import ServiceSettings
 from contactcenter.servicekit.tracing import ServerTracingInterceptor
+
+#: A call that met a database outage (a PostgreSQL restart) may be tried again: UNAVAILABLE, the
+#: code gRPC clients retry, not INTERNAL.
+OUTAGE_STATUS: dict[type[BaseException], grpc.StatusCode] = {
+    error: grpc.StatusCode.UNAVAILABLE for error in PG_OUTAGE_ERRORS
+}
 
 _log = logging.getLogger(__name__)
 
@@ -159,6 +167,7 @@ class ServiceApp:
             list(d.grpc_services(self.context)),
             health_state=self.health,
             interceptors=[ServerTracingInterceptor()],
+            error_codes=OUTAGE_STATUS,
         )
         await self.grpc.start()
         await self.health.mark_ready("database")

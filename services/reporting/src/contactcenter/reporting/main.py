@@ -9,10 +9,13 @@ wallboard and /metrics.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from contactcenter.eventbus.consumer import ConsumedDeadLetters
+from contactcenter.eventstore import PG_OUTAGE_ERRORS
 from contactcenter.grpckit import ServiceRegistration, TokenVerifier
 from contactcenter.messaging.processing import EnvelopeProcessor, RetryPolicy
 from contactcenter.messaging.subscriber import BrokerDeadLetters
@@ -23,7 +26,7 @@ from contactcenter.reporting.application.config import ReportingConfig
 from contactcenter.reporting.application.feed import WallboardFeed
 from contactcenter.reporting.config import ReportingSettings
 from contactcenter.reporting.domain.events import EVENT_TYPES
-from contactcenter.reporting.projections.live import LiveProjection, consume
+from contactcenter.reporting.projections.live import CONSUMER, LiveProjection, consume
 from contactcenter.servicekit import (
     Loop,
     ServiceApp,
@@ -84,8 +87,13 @@ class ReportingApp(ServiceApp):
         kafka = s.kafka(client_id=SERVICE_NAME)
         processor = EnvelopeProcessor(
             group_id=s.projection_group_id,
-            dead_letters=BrokerDeadLetters(ctx.broker),
-            retry=RetryPolicy.from_settings(kafka),
+            dead_letters=ConsumedDeadLetters(
+                BrokerDeadLetters(ctx.broker), ctx.pool, ctx.schema, CONSUMER
+            ),
+            # A lost database is an outage to wait out, never a reason to dead-letter.
+            retry=dataclasses.replace(
+                RetryPolicy.from_settings(kafka), outage_errors=PG_OUTAGE_ERRORS
+            ),
         )
 
         async def run(stop: asyncio.Event) -> None:

@@ -3,14 +3,17 @@
 Per fetched partition batch:
 1. read the relevant events into facts (a poison event raises before anything changed; the
    processor then replays the batch one event at a time and dead-letters the poison one);
-2. skip events already applied (recent event ids in memory; the inbox is the authority);
+2. skip events already applied (their streams' heads, recent event ids in memory; the inbox
+   is the authority), and hold back an event whose stream's earlier events were not applied
+   yet (`contactcenter.messaging.ordering`: a broker that lost its logs);
 3. fold them into the in-memory state and publish the changed tiles to the wallboard feed at
    once (freshness does not wait for the database);
 4. in ONE transaction: check the read models' generation (a rebuild swap bumps it), insert the
    events into `inbox` (unique event id), upsert the changed rows, save the partition's
-   position. If the database disagrees (a duplicate the memory did not know, a rebuild swap,
-   any error) the memory is reloaded from the committed rows and the batch is retried: the
-   memory never runs ahead of what is committed for long, and nothing applies twice.
+   streams' heads and the partition's position. If the database disagrees (a duplicate the
+   memory did not know, a rebuild swap, any error, a database outage) the memory is reloaded
+   from the committed rows before the batch is tried again: the memory never runs ahead of
+   what is committed for long, and nothing applies twice.
 """
 
 from __future__ import annotations
@@ -29,8 +32,15 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
-from contactcenter.eventstore import Checkpoint, save_position
+from contactcenter.eventbus.consumer import in_stream_order
+from contactcenter.eventstore import (
+    Checkpoint,
+    load_stream_heads,
+    save_position,
+    save_stream_heads,
+)
 from contactcenter.messaging.cloudevents import EventEnvelope
+from contactcenter.messaging.ordering import StreamHeads, StreamKey, stream_keys
 from contactcenter.messaging.processing import ConsumedRecord, EnvelopeProcessor
 from contactcenter.reporting.adapters.inbound import TOPICS, is_relevant, read_fact
 from contactcenter.reporting.application.feed import Update, WallboardFeed
@@ -78,6 +88,8 @@ class LiveProjection:
         self.last_event_ms = 0
         self.last_applied_wall_ms = 0
         self.loaded = asyncio.Event()
+        #: The memory may be ahead of the committed read models (a batch failed): reload it.
+        self._stale = False
 
     # --- state ------------------------------------------------------------------------------
 
@@ -96,6 +108,7 @@ class LiveProjection:
             )
         self._seen = OrderedDict((r["event_id"], None) for r in reversed(rows))
         self.positions = {r["source"]: r["position"] for r in positions}
+        self._stale = False
         self.loaded.set()
 
     def _remember(self, ids: Sequence[Any]) -> None:
@@ -107,8 +120,13 @@ class LiveProjection:
     # --- one batch --------------------------------------------------------------------------
 
     async def handle(self, envelopes: list[EventEnvelope], checkpoint: Checkpoint | None) -> None:
+        if self._stale:
+            await self.load()  # a failed batch left the memory ahead of what is committed
+        heads = StreamHeads(
+            await load_stream_heads(self._pool, self._schema, CONSUMER, stream_keys(envelopes))
+        )
         parsed: list[tuple[EventEnvelope, f.Fact]] = []
-        for e in envelopes:
+        for e in in_stream_order(CONSUMER, heads, envelopes):
             if is_relevant(e.type) and e.id not in self._seen:
                 parsed.append((e, read_fact(e.type, e.tenant_id, to_ms(e.time), e.data)))
         # a duplicate within the batch applies once
@@ -116,16 +134,20 @@ class LiveProjection:
         for e, fact in parsed:
             unique.setdefault(e.id, (e, fact))
         items = list(unique.values())
+        self._stale = True
         try:
             touched: dict[str, TenantState] = {}
             for _, fact in items:
                 touched[fact.tenant_id] = self.state.apply(fact)
             if items:
                 self._publish(touched, items[-1][0])
-            await self._commit(items, touched, checkpoint)
+            await self._commit(items, touched, checkpoint, heads.take_moved())
         except BaseException:
-            await self.load()  # the memory may be ahead of what is committed
+            # Reloaded at once if the database answers, else before the next batch.
+            with contextlib.suppress(Exception):
+                await self.load()
             raise
+        self._stale = False
         self._remember([e.id for e, _ in items])
         self.applied += len(items)
         if items:
@@ -154,6 +176,7 @@ class LiveProjection:
         items: list[tuple[EventEnvelope, f.Fact]],
         touched: dict[str, TenantState],
         checkpoint: Checkpoint | None,
+        heads: dict[StreamKey, int],
     ) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             generation = await conn.fetchval(
@@ -176,6 +199,7 @@ class LiveProjection:
                     raise Diverged("an event was applied before")
                 changes = [(tid, *t.drain()) for tid, t in touched.items()]
                 await write_changes(conn, self._schema, self.state, changes)
+            await save_stream_heads(conn, self._schema, CONSUMER, heads)
             if checkpoint is not None:
                 await save_position(conn, self._schema, CONSUMER, checkpoint)
 
