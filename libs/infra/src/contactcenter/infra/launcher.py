@@ -12,6 +12,7 @@ import importlib.util
 import os
 import shlex
 import signal
+import socket
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ from types import FrameType
 from contactcenter.infra.errors import InfraError
 from contactcenter.infra.health import wait_serving
 from contactcenter.infra.paths import project_root, state_dir
-from contactcenter.infra.process import ManagedProcess
+from contactcenter.infra.process import ManagedProcess, hold_port
 from contactcenter.infra.services import (
     HOST,
     RunningService,
@@ -142,6 +143,7 @@ def run(
     logs = state_dir() / "logs"
     specs = [s for s in discover_services(root) if only is None or s.name in only]
     running: list[RunningService] = []
+    holds: list[socket.socket] = []
     simulator: ManagedProcess | None = None
     echo: _Echo | None = None
     infra = LocalInfra(fresh=fresh)
@@ -158,6 +160,9 @@ def run(
         # service calls its peers only when it works.
         taken_ports: set[int] = set()
         grpc_ports = {spec.name: reserve_port(spec.grpc_port, taken_ports) for spec in specs}
+        # Held until the services listen: the services' own connections to the broker, made
+        # while they start, would otherwise take them as their local ports now and then.
+        holds += [hold_port(HOST, port) for port in grpc_ports.values()]
         peers = {
             f"CC_PEER_{spec.name.upper().replace('-', '_')}_GRPC": f"{HOST}:{grpc_ports[spec.name]}"
             for spec in specs
@@ -183,6 +188,8 @@ def run(
             if service.http_url:
                 line += f"   http {service.http_url}"
             _say(line)
+        for hold in holds:
+            hold.close()
         if not stop.is_set():
             if not specs:
                 _say("no services found under services/ (only the infra runs)")
@@ -218,6 +225,8 @@ def run(
         code = 2
     finally:
         _say("stopping ...")
+        for hold in holds:
+            hold.close()
         if simulator is not None:
             simulator.stop()
         for service in reversed(running):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -127,11 +128,52 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
+#: Where `free_port` looks: below the ephemeral range, above the well-known services.
+_FREE_PORTS_FROM = 10_000
+#: Linux's default ephemeral range starts here (also the fallback when it cannot be read).
+_EPHEMERAL_FROM = 32_768
+
+
+def _ephemeral_from() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return _EPHEMERAL_FROM
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nobody listens on now, for a server started a little later.
+
+    Taken below the ephemeral range: a port from it (what binding port 0 gives) may become the
+    local port of any outgoing connection meanwhile (the services' own connections to the
+    broker while they start), and the server then fails to bind it.
+    """
+    top = _ephemeral_from()
+    if top - _FREE_PORTS_FROM < 1_000:  # an unusual range: leave the choice to the kernel
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+            return port
+    while True:
+        candidate = random.randrange(_FREE_PORTS_FROM, top)
+        if port_is_free(host, candidate) and not tcp_accepts(host, candidate):
+            return candidate
+
+
+def hold_port(host: str, port: int) -> socket.socket:
+    """Keep `port` from becoming the local port of an outgoing connection until the server it
+    was chosen for listens (close the socket then): a bound socket, not listening, with
+    SO_REUSEADDR, which the server's own bind (with SO_REUSEADDR: gRPC, Tansu, PostgreSQL)
+    shares. For a preferred port in the ephemeral range (gRPC's 50051)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def tcp_accepts(host: str, port: int) -> bool:
