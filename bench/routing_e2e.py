@@ -51,6 +51,7 @@ from contactcenter.infra.postgres import database_url_for
 from contactcenter.infra.services import RunningService, discover_services, start_service
 from contactcenter.messaging.admin import ensure_topics
 from contactcenter.messaging.cloudevents import EventEnvelope, encode
+from contactcenter.messaging.ordering import STREAM_VERSION
 from contactcenter.routing.config import RoutingSettings
 from contactcenter.routing.v1 import routing_pb2 as pb
 from contactcenter.routing.v1 import routing_pb2_grpc as pb_grpc
@@ -161,6 +162,8 @@ class OfferPath:
                     "queue_id": "q",
                     "channel": "voice",
                 },
+                # As the outbox relay stamps it: the routing service keeps each stream in order.
+                extensions={STREAM_VERSION: "1"},
             )
         )
         self._sent[f"{tenant}/{interaction_id}"] = (time.perf_counter(), time.time())

@@ -220,6 +220,55 @@ async def test_schedules_time_off_and_adherence(service: Service, tenant_id: str
         == 1
     )
 
+    # Routing says a1 is working and a2 went away during scheduled work.
+    producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for agent, state, at in (
+            ("a1", "available", now - timedelta(minutes=20)),
+            ("a2", "away", now - timedelta(minutes=10)),
+        ):
+            event_id = uuid.uuid4()
+            envelope = EventEnvelope(
+                id=event_id,
+                type="routing.AgentStateChanged.v1",
+                source="/contactcenter/routing",
+                subject=agent,
+                time=at,
+                tenant_id=tenant_id,
+                data={
+                    "event_id": str(event_id),
+                    "tenant_id": tenant_id,
+                    "occurred_at": at.isoformat(),
+                    "agent_id": agent,
+                    "state": state,
+                    "previous_state": "offline",
+                    "presence": state,
+                    "load": 0,
+                    "capacity": 1,
+                    "future_field": 1,
+                },
+            )
+            record = encode(envelope)
+            await producer.send_and_wait(
+                "cc.routing.events.v1", value=record.value, key=record.key, headers=record.headers
+            )
+    finally:
+        await producer.stop()
+
+    # Both states are recorded before the schedule is published: the live check compares
+    # the schedule with what WFM knows, and an agent it knows nothing of counts as offline.
+    assert service.app.application is not None
+    deadline = time.monotonic() + 45
+    while True:
+        known = await service.app.application.state_changes(
+            tenant_id, now - timedelta(hours=1), now + timedelta(minutes=1), ["a1", "a2"]
+        )
+        if len(known) == 2 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert len(known) == 2, known
+
     published = await service.stub.PublishSchedule(
         pb.PublishScheduleRequest(request_id=str(uuid.uuid4()), schedule_id="week-1"), metadata=md
     )
@@ -260,42 +309,6 @@ async def test_schedules_time_off_and_adherence(service: Service, tenant_id: str
         "wfm.TimeOffApproved.v1",
         "wfm.PublishedShiftsAffected.v1",
     ]
-
-    # Routing says a1 is working and a2 went away during scheduled work.
-    producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
-        for agent, state, at in (
-            ("a1", "available", now - timedelta(minutes=20)),
-            ("a2", "away", now - timedelta(minutes=10)),
-        ):
-            event_id = uuid.uuid4()
-            envelope = EventEnvelope(
-                id=event_id,
-                type="routing.AgentStateChanged.v1",
-                source="/contactcenter/routing",
-                subject=agent,
-                time=at,
-                tenant_id=tenant_id,
-                data={
-                    "event_id": str(event_id),
-                    "tenant_id": tenant_id,
-                    "occurred_at": at.isoformat(),
-                    "agent_id": agent,
-                    "state": state,
-                    "previous_state": "offline",
-                    "presence": state,
-                    "load": 0,
-                    "capacity": 1,
-                    "future_field": 1,
-                },
-            )
-            record = encode(envelope)
-            await producer.send_and_wait(
-                "cc.routing.events.v1", value=record.value, key=record.key, headers=record.headers
-            )
-    finally:
-        await producer.stop()
 
     store = service.app.context.store  # type: ignore[union-attr]
     deadline = time.monotonic() + 45
