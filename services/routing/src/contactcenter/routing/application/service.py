@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import gc
 import logging
 import pickle
 import zlib
@@ -286,6 +287,7 @@ class RoutingApplication:
         tenants no longer owned, rebuild those of the owned ones. Returns the owned tenants."""
         self._partition_count = partition_count
         self._owned = frozenset(partitions)
+        gc.unfreeze()  # the engines dropped here may hold cycles: collectable again
         for tenant_id in list(self._engines):
             if not self.owns(tenant_id):
                 self.drop(tenant_id)
@@ -294,12 +296,15 @@ class RoutingApplication:
             async with self._lock(tenant_id):
                 await self._engine(tenant_id)
         self.timers_changed.set()
+        # The rebuilt engines stay: out of the collector's way (see servicekit's serve).
+        gc.freeze()
         return owned
 
     def revoke(self, partitions: Collection[int]) -> list[str]:
         """Give up these partitions: their tenants' engines are dropped. Returns those tenants."""
         revoked = frozenset(partitions)
         self._owned = (self._owned or frozenset()) - revoked
+        gc.unfreeze()  # as in `assign`: what is dropped must be collectable
         dropped = [t for t in self._engines if self.partition_of(t) in revoked]
         for tenant_id in dropped:
             self.drop(tenant_id)
