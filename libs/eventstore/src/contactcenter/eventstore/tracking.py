@@ -113,30 +113,23 @@ async def load_stream_heads(
     target: PgPool | PgConnection,
     schema: str,
     consumer: str,
-    streams: Iterable[tuple[str, str]] | None = None,
+    streams: Iterable[tuple[str, str]],
 ) -> dict[tuple[str, str], int]:
     """The last version `consumer` applied of each of `streams` (source, subject) it applied
-    anything of; all of them when `streams` is None."""
+    anything of."""
+    keys = sorted(streams)
+    if not keys:
+        return {}
     s = quote_ident(schema)
     async with connection(target) as conn:
-        if streams is None:
-            rows = await conn.fetch(
-                f"select source, subject, version from {s}.consumer_stream_heads "
-                "where consumer = $1",
-                consumer,
-            )
-        else:
-            keys = sorted(streams)
-            if not keys:
-                return {}
-            rows = await conn.fetch(
-                f"select h.source, h.subject, h.version from {s}.consumer_stream_heads h "
-                "join unnest($2::text[], $3::text[]) as k(source, subject) "
-                "on h.source = k.source and h.subject = k.subject where h.consumer = $1",
-                consumer,
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-            )
+        rows = await conn.fetch(
+            f"select h.source, h.subject, h.version from {s}.consumer_stream_heads h "
+            "join unnest($2::text[], $3::text[]) as k(source, subject) "
+            "on h.source = k.source and h.subject = k.subject where h.consumer = $1",
+            consumer,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
     return {(r["source"], r["subject"]): r["version"] for r in rows}
 
 

@@ -22,7 +22,8 @@ from contactcenter.messaging.cloudevents import EventEnvelope
 #: The extension attribute (header `ce_streamversion`) with the event's version in its stream.
 STREAM_VERSION = "streamversion"
 
-#: A stream: the producing service (CloudEvents `source`) and the stream id (`subject`).
+#: A stream: the producing service (CloudEvents `source`) and the stream id (`subject`, which
+#: names its tenant: `<category>/<tenant>/<id>`, so tenants never share a head).
 StreamKey = tuple[str, str]
 
 
