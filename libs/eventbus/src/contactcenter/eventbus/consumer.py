@@ -88,6 +88,14 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._projection.partitions_assigned(frozenset(assigned))
 
 
+def waiting_out_database_outages(policy: RetryPolicy) -> RetryPolicy:
+    """`policy`, with a lost database (a PostgreSQL restart) as an outage to wait out, never a
+    reason to dead-letter (unless it names its own outage errors)."""
+    if policy.outage_errors:
+        return policy
+    return dataclasses.replace(policy, outage_errors=PG_OUTAGE_ERRORS)
+
+
 def subscribe_projection(
     broker: KafkaBroker,
     pool: asyncpg.Pool,
@@ -102,9 +110,7 @@ def subscribe_projection(
 
     A lost database (a PostgreSQL restart) is an outage, not a poison message: the batch waits
     for the database and is applied then, never dead-lettered (`PG_OUTAGE_ERRORS`)."""
-    policy = retry or RetryPolicy.from_settings(settings)
-    if not policy.outage_errors:
-        policy = dataclasses.replace(policy, outage_errors=PG_OUTAGE_ERRORS)
+    policy = waiting_out_database_outages(retry or RetryPolicy.from_settings(settings))
 
     async def apply_traced(conn: PgConnection, envelope: EventEnvelope) -> None:
         carrier = {"traceparent": envelope.traceparent} if envelope.traceparent else {}

@@ -83,6 +83,3 @@ class StreamHeads:
     def take_moved(self) -> dict[StreamKey, int]:
         moved, self._moved = self._moved, {}
         return moved
-
-    def __len__(self) -> int:
-        return len(self._heads)

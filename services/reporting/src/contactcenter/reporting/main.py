@@ -9,13 +9,11 @@ wallboard and /metrics.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from contactcenter.eventbus.consumer import ConsumedDeadLetters
-from contactcenter.eventstore import PG_OUTAGE_ERRORS
+from contactcenter.eventbus.consumer import ConsumedDeadLetters, waiting_out_database_outages
 from contactcenter.grpckit import ServiceRegistration, TokenVerifier
 from contactcenter.messaging.processing import EnvelopeProcessor, RetryPolicy
 from contactcenter.messaging.subscriber import BrokerDeadLetters
@@ -90,10 +88,7 @@ class ReportingApp(ServiceApp):
             dead_letters=ConsumedDeadLetters(
                 BrokerDeadLetters(ctx.broker), ctx.pool, ctx.schema, CONSUMER
             ),
-            # A lost database is an outage to wait out, never a reason to dead-letter.
-            retry=dataclasses.replace(
-                RetryPolicy.from_settings(kafka), outage_errors=PG_OUTAGE_ERRORS
-            ),
+            retry=waiting_out_database_outages(RetryPolicy.from_settings(kafka)),
         )
 
         async def run(stop: asyncio.Event) -> None:
