@@ -15,8 +15,9 @@ def _ephemeral_from() -> int:
     return int(path.read_text().split()[0]) if path.exists() else 32_768
 
 
-def test_free_ports_lie_below_the_ephemeral_range() -> None:
-    ports = {free_port("127.0.0.1") for _ in range(20)}
+def test_free_ports_lie_below_the_ephemeral_range_and_differ() -> None:
+    ports = [free_port("127.0.0.1") for _ in range(200)]  # taken before any server binds
+    assert len(set(ports)) == len(ports)
     assert all(1024 < port < _ephemeral_from() for port in ports), ports
     assert all(port_is_free("127.0.0.1", port) for port in ports)
 

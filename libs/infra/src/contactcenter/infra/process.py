@@ -134,6 +134,12 @@ _FREE_PORTS_FROM = 10_000
 _EPHEMERAL_FROM = 32_768
 
 
+#: Independent of the `random` module's state, which tests seed.
+_pick = random.SystemRandom()
+#: The ports `free_port` gave this process.
+_handed_out: set[int] = set()
+
+
 def _ephemeral_from() -> int:
     try:
         text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
@@ -156,8 +162,12 @@ def free_port(host: str = "127.0.0.1") -> int:
             port: int = sock.getsockname()[1]
             return port
     while True:
-        candidate = random.randrange(_FREE_PORTS_FROM, top)
+        candidate = _pick.randrange(_FREE_PORTS_FROM, top)
+        # Callers often take several ports before any server binds one: never the same twice.
+        if candidate in _handed_out:
+            continue
         if port_is_free(host, candidate) and not tcp_accepts(host, candidate):
+            _handed_out.add(candidate)
             return candidate
 
 
