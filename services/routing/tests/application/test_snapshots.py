@@ -1,11 +1,15 @@
-"""Snapshots: an engine rebuilt from its snapshot plus the events after it is the engine
-rebuilt from every event; a snapshot of other code is ignored."""
+"""Snapshots: the snapshotter saves due tenants only; an engine rebuilt from its snapshot plus
+the events after it is the engine rebuilt from every event; a snapshot of other code is
+ignored."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 from contactcenter.eventstore import PostgresEventStore
 from contactcenter.routing.application import RoutingApplication
-from contactcenter.routing.application.service import snapshot_schema_version
+from contactcenter.routing.application.snapshots import Snapshotter, snapshot_schema_version
 from contactcenter.routing.domain import (
     AcceptOffer,
     Channel,
@@ -16,6 +20,7 @@ from contactcenter.routing.domain import (
     SetAgentState,
 )
 from contactcenter.routing.domain.events import stream_id_for
+from contactcenter.routing.snapshotter import serve
 
 
 async def _traffic(app: RoutingApplication, tenant: str) -> None:
@@ -35,13 +40,23 @@ async def _traffic(app: RoutingApplication, tenant: str) -> None:
 async def test_a_rebuild_from_a_snapshot_equals_a_rebuild_from_every_event(
     store: PostgresEventStore, tenant_id: str
 ) -> None:
-    writer = RoutingApplication(store, snapshot_every=5)
+    writer = RoutingApplication(store)
     await _traffic(writer, tenant_id)
-    await writer.snapshots_written()
-    version = await store.stream_version(stream_id_for(tenant_id))
+    snapshotted = await store.stream_version(stream_id_for(tenant_id))
+    snapshotter = Snapshotter(store, every=snapshotted, explain_capacity=10_000)
+    assert tenant_id in await snapshotter.snapshot_due()
     snapshot = await store.load_snapshot(stream_id_for(tenant_id))
-    assert snapshot is not None and 5 <= snapshot.version < version
+    assert snapshot is not None and snapshot.version == snapshotted
     assert snapshot.schema_version == snapshot_schema_version()
+
+    # One event more: not due again until the stream moves `every` events past the snapshot,
+    # neither here nor for a snapshotter just started (it reads where the snapshot is).
+    await writer.execute(tenant_id, ConfigureAgent(agent_id="a-9", queues=("q",)))
+    version = await store.stream_version(stream_id_for(tenant_id))
+    assert version == snapshotted + 1
+    assert tenant_id not in await snapshotter.snapshot_due()
+    restarted = Snapshotter(store, every=2, explain_capacity=10_000)
+    assert tenant_id not in await restarted.snapshot_due()
 
     from_snapshot = RoutingApplication(store)
     from_events = RoutingApplication(store)
@@ -57,3 +72,29 @@ async def test_a_rebuild_from_a_snapshot_equals_a_rebuild_from_every_event(
     )
     assert rebuilt == full
     assert full[0] == version
+
+
+async def test_one_snapshotter_per_schema_works_and_an_orphan_ends(
+    store: PostgresEventStore, database_url: str, tenant_id: str
+) -> None:
+    await _traffic(RoutingApplication(store), tenant_id)
+    stream = stream_id_for(tenant_id)
+    stop = asyncio.Event()
+    settings = {"every": 1, "explain_capacity": 100, "poll_s": 0.05, "stop": stop}
+    working = asyncio.create_task(
+        serve(database_url, "routing", parent_pid=os.getppid(), **settings)
+    )
+    while await store.load_snapshot(stream) is None:
+        await asyncio.sleep(0.05)
+    # A second one (another instance's) stands by while the first holds the schema's lock...
+    standby = asyncio.create_task(
+        serve(database_url, "routing", parent_pid=os.getppid(), **settings)
+    )
+    await asyncio.sleep(0.3)
+    assert not standby.done()
+    # ...and one whose parent is gone (a SIGKILLed service) ends by itself.
+    await asyncio.wait_for(
+        serve(database_url, "routing", parent_pid=os.getpid() + 1_000_000, **settings), 5
+    )
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(working, standby), 5)

@@ -33,14 +33,17 @@ def _rid() -> str:
     return str(uuid.uuid4())
 
 
-async def test_the_app_serves_fires_timers_and_rebuilds_after_a_restart(
+async def test_the_app_serves_fires_timers_snapshots_and_rebuilds_after_a_restart(
     infra: TestInfra, tenant_id: str
 ) -> None:
     admin = metadata_for(issue_token(tenant_id, (Role.ADMIN,), "admin-1"))
     agent = metadata_for(issue_token(tenant_id, (Role.AGENT,), "a-1"))
     async with temporary_database(infra.database_url, "test_routing") as url:
         settings = RoutingSettings(
-            **service_test_settings(url, infra.kafka_bootstrap), timer_max_sleep_s=0.2
+            **service_test_settings(url, infra.kafka_bootstrap),
+            timer_max_sleep_s=0.2,
+            snapshot_every=3,
+            snapshot_poll_s=0.1,
         )
         app = create_app(settings)
         async with serving(app) as channel:
@@ -88,6 +91,16 @@ async def test_the_app_serves_fires_timers_and_rebuilds_after_a_restart(
 
             await asyncio.wait_for(not_responding(), 5)
             before = await app.application.query(tenant_id, lambda e: e.fingerprint())
+
+            # The snapshotter (a child process) snapshots the tenant, `snapshot_every`
+            # events past its start: the restart below rebuilds from it and the tail.
+            async def snapshotted() -> int:
+                while (snapshot := await store.load_snapshot(stream_id_for(tenant_id))) is None:
+                    await asyncio.sleep(0.05)
+                return snapshot.version
+
+            store = app.application.store
+            assert await asyncio.wait_for(snapshotted(), 10) >= 3
 
         restarted = create_app(settings)
         async with serving(restarted) as channel:

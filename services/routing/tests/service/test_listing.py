@@ -15,6 +15,7 @@ import pytest
 from contactcenter.common.v1 import common_pb2
 from contactcenter.grpckit import Role
 from contactcenter.routing.application import RoutingApplication
+from contactcenter.routing.application.snapshots import Snapshotter
 from contactcenter.routing.domain import Channel, QueueContact
 from contactcenter.routing.v1 import routing_pb2 as pb
 
@@ -263,11 +264,11 @@ async def test_replay_rebuilds_the_decisions_from_the_events_bit_for_bit(
 
     # A restarted instance (from a snapshot and the events after it) is the same too, and
     # this one (its live engine drifted, and is stale now) rebuilds to the same.
-    restarted = RoutingApplication(routing.store, snapshot_every=1)
+    restarted = RoutingApplication(routing.store)
     await restarted.execute(
         tenant_id, QueueContact(interaction_id="i-9", queue_id="sales", channel=Channel.VOICE)
     )
-    await restarted.snapshots_written()
+    await Snapshotter(routing.store, every=1, explain_capacity=10_000).snapshot_due()
     fresh = RoutingApplication(routing.store)  # loads the snapshot `restarted` saved
     report = await fresh.replay(tenant_id)
     assert report.reproduced and report.decisions == result.decisions

@@ -25,8 +25,10 @@ class RoutingSettings(ServiceSettings):
     #: Recent decisions each tenant's engine keeps for ExplainDecision.
     explain_capacity: int = Field(default=10_000, ge=0)
     #: A tenant's engine is snapshotted every this many events (a rebuild reads the snapshot
-    #: and the events after it); 0: never.
+    #: and the events after it), by a child process of the service; 0: never.
     snapshot_every: int = Field(default=1_000, ge=0)
+    #: How often the snapshotter looks for tenants due (seconds).
+    snapshot_poll_s: float = Field(default=2.0, gt=0)
     #: Offers an AgentStream buffers for a slow desktop (the oldest are dropped beyond).
     agent_stream_buffer: int = Field(default=256, ge=1)
     #: An agent desktop that sends no Heartbeat (and holds no AgentStream) for this long is

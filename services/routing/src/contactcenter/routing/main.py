@@ -3,7 +3,7 @@
 Nothing happens at import time or in `create_app`; `start()` sets everything up (servicekit:
 telemetry, database and migrations, broker and topics, the outbox relay that publishes
 `cc.routing.events.v1`, gRPC, the consumer of `cc.interactions.events.v1`), then this
-service's timer loop.
+service's timer loop, presence leases and snapshotter (a child process).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from contactcenter.routing.application import OfferFanout, RoutingApplication, S
 from contactcenter.routing.application.timers import TimerLoop
 from contactcenter.routing.config import RoutingSettings
 from contactcenter.routing.domain import EVENT_TYPES
+from contactcenter.routing.snapshotter import SnapshotterProcess
 from contactcenter.servicekit import (
     Loop,
     ServiceApp,
@@ -57,7 +58,6 @@ class RoutingApp(ServiceApp):
                 ctx.store,
                 fanout=OfferFanout(max_pending=s.agent_stream_buffer),
                 explain_capacity=s.explain_capacity,
-                snapshot_every=s.snapshot_every,
             )
         return self.application
 
@@ -85,13 +85,22 @@ class RoutingApp(ServiceApp):
         if leases is not None:
             sweeper = LeaseSweeper(self._build(ctx), leases, interval_s=s.lease_sweep_interval_s)
             loops.append(("routing-presence-leases", sweeper.run))
+        if s.snapshot_every > 0:
+            snapshotter = SnapshotterProcess(
+                database_url=ctx.settings.database_url,
+                schema=ctx.schema,
+                every=s.snapshot_every,
+                explain_capacity=s.explain_capacity,
+                poll_s=s.snapshot_poll_s,
+                log_level=ctx.settings.log_level,
+            )
+            loops.append(("routing-snapshotter", snapshotter.run))
         return loops
 
     async def stop(self) -> None:
         if self.application is not None:
             # AgentStreams end first, so the gRPC server's graceful stop does not wait on them.
             self.application.fanout.close()
-            await self.application.snapshots_written()  # before the pool closes
         await super().stop()
 
 

@@ -1,7 +1,7 @@
 """The routing application: every tenant's engine, kept in memory and in step with its stream.
 
 Each tenant's events live in one stream, `routing/<tenant>/engine`. The engine of a tenant is
-rebuilt on first use from its latest snapshot (saved every `snapshot_every` events) plus the
+rebuilt on first use from its latest snapshot (made apart, see `snapshots.py`) plus the
 events after it; every command then runs under the tenant's lock:
 
 1. `engine.execute(command, context)` decides (and fires the timers due first);
@@ -30,32 +30,26 @@ correct: the engine is loaded, and the stream's optimistic concurrency rejects a
 from __future__ import annotations
 
 import asyncio
-import base64
-import functools
 import gc
 import logging
-import pickle
-import zlib
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import Enum
-from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
 from aiokafka.partitioner import murmur2
 
-import contactcenter.routing.domain as domain_package
 from contactcenter.contracts.errors import ConcurrencyConflict
 from contactcenter.contracts.events import registry, utc_now
 from contactcenter.eventstore import EventStore
 from contactcenter.routing.application.fanout import OfferFanout
+from contactcenter.routing.application.snapshots import rebuild_engine, routing_event
 from contactcenter.routing.domain import Command, CommandContext, Outcome, RoutingEngine, Tick
 from contactcenter.routing.domain.events import (
     STREAM_CATEGORY,
     OfferIssued,
-    RoutingEvent,
     stream_id_for,
 )
 
@@ -105,13 +99,8 @@ class RoutingApplication:
         fanout: OfferFanout | None = None,
         clock: Callable[[], datetime] = utc_now,
         explain_capacity: int = 10_000,
-        snapshot_every: int = 1_000,
     ) -> None:
         self.store = store
-        #: A tenant's engine is snapshotted after this many new events (0: never).
-        self._snapshot_every = snapshot_every
-        self._snapshot_versions: dict[str, int] = {}
-        self._snapshot_writes: set[asyncio.Task[None]] = set()
         self.fanout = fanout if fanout is not None else OfferFanout()
         self._clock = clock
         self._explain_capacity = explain_capacity
@@ -173,7 +162,6 @@ class RoutingApplication:
                     return Executed(result=dict(replayed.result or {}), replayed=True)
                 self.fanout.publish(tenant_id, outcome.events)
                 self.timers_changed.set()
-                await self._maybe_snapshot(tenant_id, engine)
                 outcome.raise_error()
                 return Executed(result=result, outcome=outcome)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -196,7 +184,6 @@ class RoutingApplication:
                     self._engines.pop(tenant_id, None)
                     raise
                 self.fanout.publish(tenant_id, outcome.events)
-                await self._maybe_snapshot(tenant_id, engine)
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -220,7 +207,7 @@ class RoutingApplication:
         decisions = 0
         total = len(records)
         for applied, record in enumerate(records, 1):
-            event = _routing_event(record.decode(registry))
+            event = routing_event(record.decode(registry))
             rebuilt.apply(event)
             decisions += isinstance(event, OfferIssued)
             if applied % every == 0:
@@ -229,7 +216,7 @@ class RoutingApplication:
                 await asyncio.sleep(0)
         async with self._lock(tenant_id):
             for record in await self.store.read_stream(stream, from_version=rebuilt.version + 1):
-                event = _routing_event(record.decode(registry))
+                event = routing_event(record.decode(registry))
                 rebuilt.apply(event)
                 decisions += isinstance(event, OfferIssued)
             live = await self._engine(tenant_id)
@@ -321,55 +308,12 @@ class RoutingApplication:
     async def _engine(self, tenant_id: str) -> RoutingEngine:
         engine = self._engines.get(tenant_id)
         if engine is None:
-            engine = await self._rebuild(tenant_id)
+            engine, _ = await rebuild_engine(
+                self.store, tenant_id, explain_capacity=self._explain_capacity
+            )
             self._engines[tenant_id] = engine
             self.timers_changed.set()
         return engine
-
-    async def _rebuild(self, tenant_id: str) -> RoutingEngine:
-        """The tenant's latest snapshot (when one of this code's schema exists), then the
-        events after it; or every event of the stream."""
-        stream = stream_id_for(tenant_id)
-        engine: RoutingEngine | None = None
-        snapshot = await self.store.load_snapshot(stream)
-        if snapshot is not None and snapshot.schema_version == snapshot_schema_version():
-            engine = pickle.loads(base64.b64decode(snapshot.state["engine"]))
-            self._snapshot_versions[tenant_id] = snapshot.version
-        if engine is None:
-            engine = RoutingEngine(tenant_id, explain_capacity=self._explain_capacity)
-        records = await self.store.read_stream(stream, from_version=engine.version + 1)
-        for record in records:
-            engine.apply(_routing_event(record.decode(registry)))
-        return engine
-
-    async def _maybe_snapshot(self, tenant_id: str, engine: RoutingEngine) -> None:
-        """Snapshot the engine every `snapshot_every` events, so a rebuild (a restart, a
-        partition taken over) reads the snapshot and a short tail, not the whole stream."""
-        since = engine.version - self._snapshot_versions.get(tenant_id, 0)
-        if not self._snapshot_every or since < self._snapshot_every:
-            return
-        # Pickled here, between decisions: the bytes are the state at `engine.version`.
-        state = {"engine": base64.b64encode(pickle.dumps(engine)).decode()}
-        self._snapshot_versions[tenant_id] = engine.version
-        # Written off the command's path: neither the command nor the tenant's next ones wait
-        # for the write of a large row (it was the p99 of the offer path). Writes may finish
-        # out of order: an older snapshot never replaces a newer one.
-        write = asyncio.create_task(self._write_snapshot(tenant_id, engine.version, state))
-        self._snapshot_writes.add(write)
-        write.add_done_callback(self._snapshot_writes.discard)
-
-    async def _write_snapshot(self, tenant_id: str, version: int, state: dict[str, str]) -> None:
-        try:
-            await self.store.save_snapshot(
-                stream_id_for(tenant_id), version, state, snapshot_schema_version()
-            )
-        except Exception as exc:  # a snapshot only shortens rebuilds: the events are kept
-            _log.warning("snapshot of %s at %d not saved: %r", tenant_id, version, exc)
-
-    async def snapshots_written(self) -> None:
-        """Wait for the snapshot writes in flight (before a shutdown, or in tests)."""
-        while self._snapshot_writes:
-            await asyncio.gather(*self._snapshot_writes)
 
     async def _append(
         self,
@@ -398,23 +342,6 @@ class RoutingApplication:
             command=command if request_id else None,
         )
         return appended if appended.replayed else None
-
-
-@functools.cache
-def snapshot_schema_version() -> int:
-    """Snapshots are pickles of the engine, valid only for the code that wrote them: the
-    version is a checksum of the domain package's source, so a new release ignores older
-    snapshots and rebuilds from the events (which stay the source of truth)."""
-    digest = zlib.crc32(b"")
-    for path in sorted(Path(domain_package.__file__).parent.glob("*.py")):
-        digest = zlib.crc32(path.read_bytes(), digest)
-    return digest & 0x7FFFFFFF
-
-
-def _routing_event(event: object) -> RoutingEvent:
-    if not isinstance(event, RoutingEvent):
-        raise TypeError(f"not a routing event in a routing stream: {event!r}")
-    return event
 
 
 def _command_fingerprint(command: Command) -> dict[str, Any]:
