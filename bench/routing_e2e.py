@@ -211,6 +211,8 @@ class RawPipeline:
         self._tenants = tenants
         self._sent: dict[bytes, float] = {}
         self.latencies_ms: list[float] = []
+        #: Produced by the pass-through -> read (as the offer path's "hop2").
+        self.hop2_ms: list[float] = []
         self._count = 0
 
     async def start(self) -> None:
@@ -254,11 +256,14 @@ class RawPipeline:
         while True:
             batches = await self._reader.getmany(timeout_ms=100)
             now = time.perf_counter()
+            wall = time.time()
             for records in batches.values():
                 for r in records:
                     sent = self._sent.pop(dict(r.headers)["id"], None)
                     if sent is not None:
                         self.latencies_ms.append((now - sent) * 1000)
+                        # The same measure as the offer path's last stage, to compare.
+                        self.hop2_ms.append((wall - r.timestamp / 1000) * 1000)
 
     def outstanding(self) -> int:
         return len(self._sent)
@@ -289,6 +294,9 @@ async def drive(address: str, bootstrap: str, contacts: int, rate: float) -> dic
         await asyncio.sleep(2)
         offer.latencies_ms.clear()
         raw.latencies_ms.clear()
+        raw.hop2_ms.clear()
+        for stage in offer.stages_ms.values():
+            stage.clear()
         per_round = max(1, (contacts - 20) // ROUNDS)
         for round_number in range(ROUNDS):
             for path in (raw, offer) if round_number % 2 else (offer, raw):
@@ -313,6 +321,10 @@ async def drive(address: str, bootstrap: str, contacts: int, rate: float) -> dic
                 f"  offer stage {stage}: p50 {percentile(values, 0.5):.1f} ms, "
                 f"p99 {percentile(values, 0.99):.1f} ms"
             )
+    say(
+        f"  raw stage hop2: p50 {percentile(raw.hop2_ms, 0.5):.1f} ms, "
+        f"p99 {percentile(raw.hop2_ms, 0.99):.1f} ms"
+    )
     figures = {
         "offer_p50_ms": round(percentile(offer.latencies_ms, 0.50), 2),
         "offer_p99_ms": round(percentile(offer.latencies_ms, 0.99), 2),

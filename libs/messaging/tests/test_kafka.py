@@ -4,6 +4,7 @@ KAFKA_BOOTSTRAP_SERVERS): publishing, reading without our code, DLQ, retries, or
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections import Counter
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from contactcenter.contracts.events import DomainEvent
 from contactcenter.messaging.admin import (
@@ -32,6 +34,7 @@ from contactcenter.messaging.publisher import EnvelopePublisher
 from contactcenter.messaging.settings import KafkaSettings
 from contactcenter.messaging.subscriber import (
     AIOKafkaDeadLetters,
+    CommitsBehind,
     EnvelopeConsumer,
     subscribe_envelope_batches,
     subscribe_envelopes,
@@ -227,6 +230,7 @@ async def test_order_per_tenant_is_preserved_single_and_batched(
     tenant_id: str,
     read_topic: ReadTopic,
     eventually: Eventually,
+    committed: Callable[[str, str], Awaitable[dict[int, int | None]]],
 ) -> None:
     count, poison = 300, 150
     single: list[int] = []
@@ -255,6 +259,15 @@ async def test_order_per_tenant_is_preserved_single_and_batched(
         await publisher.publish_many(thing(tenant_id, seq) for seq in range(count))
         await eventually(lambda: len(single) == count, what=f"{count} single, got {len(single)}")
         await eventually(lambda: len(applied) == count - 1, what=f"batches, got {len(applied)}")
+        # The batches' offsets are committed behind the handling (`CommitsBehind`), up to
+        # the last record (the dead-lettered record's batch included; one tenant, one
+        # partition).
+        for _ in range(200):
+            got = await committed(batch_group, topic)
+            if sorted(got.values(), key=lambda offset: offset or 0)[-1] == count:
+                break
+            await asyncio.sleep(0.02)
+        assert count in got.values(), got
     finally:
         await broker.stop()
 
@@ -265,6 +278,45 @@ async def test_order_per_tenant_is_preserved_single_and_batched(
     meta = {k: v.decode() for k, v in dead.headers}
     assert json.loads(dead.value)["seq"] == poison
     assert meta["dlq_consumer_group"] == batch_group
+
+
+async def test_commits_behind_go_in_order_one_at_a_time_and_survive_a_failure() -> None:
+    @dataclasses.dataclass
+    class Record:
+        topic: str
+        partition: int
+        offset: int
+
+    class SlowConsumer:
+        def __init__(self) -> None:
+            self.sent: list[dict[TopicPartition, int]] = []
+            self.in_flight = 0
+
+        async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+            self.in_flight += 1
+            assert self.in_flight == 1, "one commit at a time"
+            await asyncio.sleep(0.01)
+            self.in_flight -= 1
+            self.sent.append(offsets)
+            if len(self.sent) == 2:
+                raise KafkaError("rebalanced meanwhile")
+
+    consumer = SlowConsumer()
+    commits = CommitsBehind()
+    t0, t1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    commits.submit(consumer, [Record("t", 0, 5)])  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # its commit is on its way
+    # Handled meanwhile: committed together in the next request, each partition's highest.
+    commits.submit(consumer, [Record("t", 0, 6), Record("t", 1, 2)])  # type: ignore[arg-type]
+    commits.submit(consumer, [Record("t", 0, 7)])  # type: ignore[arg-type]
+    while len(consumer.sent) < 2:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.02)
+    # A failed commit (logged) does not stop the later ones.
+    commits.submit(consumer, [Record("t", 1, 3)])  # type: ignore[arg-type]
+    while len(consumer.sent) < 3:
+        await asyncio.sleep(0.005)
+    assert consumer.sent == [{t0: 6}, {t0: 8, t1: 3}, {t1: 4}]
 
 
 class FlakyDeadLetters(AIOKafkaDeadLetters):

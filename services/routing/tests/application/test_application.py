@@ -113,6 +113,29 @@ async def test_a_retried_request_id_returns_the_first_result_and_appends_nothing
         await app.execute(tenant_id, ConfigureQueue(queue_id="other"), request_id="r-1")
 
 
+async def test_a_repeat_not_looked_up_first_is_refused_by_the_append_and_decides_nothing(
+    store: PostgresEventStore, clock: Any, tenant_id: str
+) -> None:
+    """The consumer of interaction events skips the look-up (its stream heads drop what was
+    applied); a repeat that still comes (a crash before the heads were saved) is decided in
+    memory, refused by the append, and the engine that decided it is rebuilt."""
+    app = RoutingApplication(store, clock=clock)
+    await _setup(app, tenant_id)
+    command = ConfigureQueue(queue_id="support", wrap_up_s=0)
+    first = await app.execute(tenant_id, command, request_id="event:1", look_up_request=False)
+    assert first.outcome is not None and first.outcome.events
+    # Changed since: the repeat would decide something again (put the first configuration
+    # back), were it not refused.
+    await app.execute(tenant_id, ConfigureQueue(queue_id="support", wrap_up_s=5))
+    version = await store.stream_version(stream_id_for(tenant_id))
+    fingerprint = await app.query(tenant_id, lambda e: e.fingerprint())
+    clock.advance(1)
+    again = await app.execute(tenant_id, command, request_id="event:1", look_up_request=False)
+    assert again.replayed and again.outcome is None
+    assert await store.stream_version(stream_id_for(tenant_id)) == version
+    assert await app.query(tenant_id, lambda e: e.fingerprint()) == fingerprint
+
+
 async def test_a_refused_command_raises_after_recording_the_timers_it_fired(
     store: PostgresEventStore, clock: Any, tenant_id: str
 ) -> None:

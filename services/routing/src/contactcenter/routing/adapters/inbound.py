@@ -221,6 +221,7 @@ class InteractionEvents:
                 request_id=f"event:{envelope.id}",
                 correlation_id=correlation_id,
                 causation_id=envelope.id,
+                look_up_request=False,
             )
         except DomainError as error:
             if error.reason == "CONCURRENCY_CONFLICT":

@@ -123,11 +123,17 @@ class RoutingApplication:
         correlation_id: UUID | None = None,
         causation_id: UUID | None = None,
         summary: Summary | None = None,
+        look_up_request: bool = True,
     ) -> Executed:
-        """Decide `command` for the tenant and record what it did (see the module doc)."""
+        """Decide `command` for the tenant and record what it did (see the module doc).
+
+        `look_up_request=False` skips the look-up of `request_id` before deciding, for callers
+        that rarely repeat one (the consumer of interaction events drops redeliveries by their
+        stream heads first): the append still refuses a repeat, and the engine that decided it
+        again is then rebuilt. One database round trip less on the offer path."""
         fingerprint = _command_fingerprint(command) if request_id else None
         async with self._lock(tenant_id):
-            if request_id:
+            if request_id and look_up_request:
                 prior = await self.store.lookup_request(tenant_id, request_id, command=fingerprint)
                 if prior is not None:
                     return Executed(result=dict(prior.result or {}), replayed=True)
