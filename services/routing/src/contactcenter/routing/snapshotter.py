@@ -20,7 +20,7 @@ import zlib
 
 from contactcenter.eventstore import PostgresEventStore, create_pool
 from contactcenter.observability.logs import configure_logging
-from contactcenter.routing.application.snapshots import Snapshotter
+from contactcenter.routing.application.snapshots import Snapshotter, deep_pickling
 
 _log = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     configure_logging("routing-snapshotter", args.log_level)
+    deep_pickling()  # before any thread exists (asyncio's executor starts its own later)
     asyncio.run(_main(args))
 
 
