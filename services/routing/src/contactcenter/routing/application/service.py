@@ -314,7 +314,7 @@ class RoutingApplication:
     async def _engine(self, tenant_id: str) -> RoutingEngine:
         engine = self._engines.get(tenant_id)
         if engine is None:
-            engine, _ = await rebuild_engine(
+            engine = await rebuild_engine(
                 self.store, tenant_id, explain_capacity=self._explain_capacity
             )
             self._engines[tenant_id] = engine

@@ -41,10 +41,9 @@ def snapshot_schema_version() -> int:
 
 async def rebuild_engine(
     store: EventStore, tenant_id: str, *, explain_capacity: int
-) -> tuple[RoutingEngine, int]:
+) -> RoutingEngine:
     """The tenant's engine: its latest snapshot (when one of this code's schema exists),
-    then the events after it; or every event of the stream. Also returns the version of the
-    snapshot it started from (0: none)."""
+    then the events after it; or every event of the stream."""
     stream = stream_id_for(tenant_id)
     engine: RoutingEngine | None = None
     snapshot = await store.load_snapshot(stream)
@@ -52,17 +51,17 @@ async def rebuild_engine(
         engine = pickle.loads(base64.b64decode(snapshot.state["engine"]))
     if engine is None:
         engine = RoutingEngine(tenant_id, explain_capacity=explain_capacity)
-    started_from = engine.version
     for record in await store.read_stream(stream, from_version=engine.version + 1):
         engine.apply(routing_event(record.decode(registry)))
-    return engine, started_from
+    return engine
 
 
-#: Pickling recurses along the engine's references (agent -> item -> contact -> offer -> agent
-#: ...): 10,000 to 50,000 levels at the reference load (20,000 agents, 100,000 contacts),
-#: where the default limit of 1,000 raises RecursionError. Loading does not recurse.
+#: Pickling recurses along the engine's references (an object pickles those it refers to
+#: before it is done): 10,000 to 50,000 levels at the reference load (20,000 agents, 100,000
+#: contacts), where the default limit of 1,000 raises RecursionError. Loading does not recurse.
 PICKLE_RECURSION_LIMIT = 1_000_000
-#: About 1 kB of C stack per level; only the pages a pickle touches are ever committed.
+#: The C stack those levels need (the reference load pickled in 512 MiB); only the pages a
+#: pickle touches are ever committed.
 PICKLE_STACK_BYTES = 1 << 30
 
 
@@ -101,13 +100,14 @@ class Snapshotter:
             version = await self._store.stream_version(stream)
             if tenant_id not in self._snapshotted:
                 snapshot = await self._store.load_snapshot(stream)
-                current = snapshot is not None and (
-                    snapshot.schema_version == snapshot_schema_version()
+                self._snapshotted[tenant_id] = (
+                    snapshot.version
+                    if snapshot is not None and snapshot.schema_version == snapshot_schema_version()
+                    else 0
                 )
-                self._snapshotted[tenant_id] = snapshot.version if current and snapshot else 0
             if version - self._snapshotted[tenant_id] < self._every:
                 continue
-            engine, _ = await rebuild_engine(
+            engine = await rebuild_engine(
                 self._store, tenant_id, explain_capacity=self._explain_capacity
             )
             # In a thread: the process that runs the snapshotter gives threads a deep stack
