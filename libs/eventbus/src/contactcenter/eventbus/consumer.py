@@ -34,7 +34,13 @@ from contactcenter.eventstore import (
     save_stream_heads,
 )
 from contactcenter.messaging.cloudevents import EventEnvelope, InvalidCloudEvent, decode
-from contactcenter.messaging.ordering import StreamHeads, Verdict, stream_keys, stream_version
+from contactcenter.messaging.ordering import (
+    StreamHeads,
+    StreamKey,
+    Verdict,
+    stream_keys,
+    stream_version,
+)
 from contactcenter.messaging.processing import DeadLetterSink, RetryPolicy
 from contactcenter.messaging.settings import KafkaSettings
 from contactcenter.messaging.subscriber import BrokerDeadLetters, subscribe_envelope_batches
@@ -77,15 +83,64 @@ class PartitionAware(Protocol):
     async def partitions_assigned(self, partitions: frozenset[TopicPartition]) -> None: ...
 
 
+class KnownHeads:
+    """The stream heads an untracked consumer stored, kept in memory while its partitions stay
+    with it: a batch reads from the database only the heads of streams it has not met.
+
+    A stream's first event alone in its batch needs no head at all: nothing comes before it,
+    and an untracked consumer's effect is idempotent by itself, so if it is a repeat (a
+    redelivery after a restart) it is applied again to no effect, and the head stored after
+    it tells where the stream really is.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._heads: dict[StreamKey, int] = {}
+        self._capacity = capacity
+
+    async def load(
+        self, conn: PgConnection, schema: str, consumer: str, batch: Sequence[EventEnvelope]
+    ) -> dict[StreamKey, int]:
+        """The heads of the streams of `batch` (a stream without one is at 0)."""
+        versions: dict[StreamKey, list[int]] = {}
+        for envelope in batch:
+            if (found := stream_version(envelope)) is not None:
+                versions.setdefault(found[0], []).append(found[1])
+        heads = {k: self._heads[k] for k in versions if k in self._heads}
+        unknown = {k for k, v in versions.items() if k not in heads and v != [1]}
+        if unknown:
+            loaded = await load_stream_heads(conn, schema, consumer, unknown)
+            known = {k: loaded.get(k, 0) for k in unknown}
+            heads.update(known)
+            self.remember(known)
+        return heads
+
+    def remember(self, heads: dict[StreamKey, int]) -> None:
+        """Keep the heads as stored."""
+        if len(self._heads) + len(heads) > self._capacity:
+            self._heads.clear()
+        self._heads.update(heads)
+
+    def forget(self) -> None:
+        """The partitions moved: another consumer may have moved the heads meanwhile."""
+        self._heads.clear()
+
+
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, projection: PartitionAware) -> None:
-        self._projection = projection
+    def __init__(self, projection: Projection, known: KnownHeads | None) -> None:
+        self._projection = projection if isinstance(projection, PartitionAware) else None
+        self._known = known
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        await self._projection.partitions_revoked(frozenset(revoked))
+        if self._known is not None:
+            self._known.forget()
+        if self._projection is not None:
+            await self._projection.partitions_revoked(frozenset(revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        await self._projection.partitions_assigned(frozenset(assigned))
+        if self._known is not None:
+            self._known.forget()
+        if self._projection is not None:
+            await self._projection.partitions_assigned(frozenset(assigned))
 
 
 def waiting_out_database_outages(policy: RetryPolicy) -> RetryPolicy:
@@ -133,18 +188,24 @@ def subscribe_projection(
     async def handle(batch: list[EventEnvelope]) -> None:
         await apply_in_order(pool, schema, name, batch, apply_traced)
 
+    tracked = getattr(projection, "tracked", True)
+    known = None if tracked else KnownHeads()
+
     async def handle_untracked(batch: list[EventEnvelope]) -> None:
+        assert known is not None
         async with pool.acquire() as conn:
-            heads = StreamHeads(await load_stream_heads(conn, schema, name, stream_keys(batch)))
+            heads = StreamHeads(await known.load(conn, schema, name, batch))
             for envelope in in_stream_order(name, heads, batch):
                 await apply_traced(conn, envelope)
             # After the effects (each idempotent by itself): a crash before this line leaves
             # the heads behind, and the redelivered events are applied again, to no effect.
-            await save_stream_heads(conn, schema, name, heads.take_moved())
+            known.remember(await save_stream_heads(conn, schema, name, heads.take_moved()))
 
-    tracked = getattr(projection, "tracked", True)
-
-    listener = _RebalanceListener(projection) if isinstance(projection, PartitionAware) else None
+    listener = (
+        _RebalanceListener(projection, known)
+        if known is not None or isinstance(projection, PartitionAware)
+        else None
+    )
     return [
         subscribe_envelope_batches(
             broker,
@@ -154,7 +215,9 @@ def subscribe_projection(
             settings=settings,
             retry=policy,
             listener=listener,
-            dead_letters=ConsumedDeadLetters(BrokerDeadLetters(broker), pool, schema, name),
+            dead_letters=ConsumedDeadLetters(
+                BrokerDeadLetters(broker), pool, schema, name, known=known
+            ),
         )
         for topic in projection.topics
     ]
@@ -213,11 +276,20 @@ class ConsumedDeadLetters:
     """Dead letters that count as consumed: the head of the event's stream moves past it.
     Held back otherwise, every later event of that stream would wait for it forever."""
 
-    def __init__(self, inner: DeadLetterSink, pool: asyncpg.Pool, schema: str, consumer: str):
+    def __init__(
+        self,
+        inner: DeadLetterSink,
+        pool: asyncpg.Pool,
+        schema: str,
+        consumer: str,
+        *,
+        known: KnownHeads | None = None,
+    ):
         self._inner = inner
         self._pool = pool
         self._schema = schema
         self._consumer = consumer
+        self._known = known
 
     async def send(
         self,
@@ -234,4 +306,8 @@ class ConsumedDeadLetters:
             return  # not one of our events: no stream to move
         heads = StreamHeads()
         heads.skip_past(envelope)
-        await save_stream_heads(self._pool, self._schema, self._consumer, heads.take_moved())
+        stored = await save_stream_heads(
+            self._pool, self._schema, self._consumer, heads.take_moved()
+        )
+        if self._known is not None:
+            self._known.remember(stored)

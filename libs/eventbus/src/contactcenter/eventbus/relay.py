@@ -11,6 +11,16 @@ carries its version in its stream (`ce_streamversion`): after a broker lost its 
 what lets consumers keep each stream in order (`contactcenter.messaging.ordering`).
 One relay per schema runs at a time (a PostgreSQL advisory lock): replicas of a service
 wait as standbys instead of publishing twice.
+
+The relay inside a service publishes the appends of its own process as soon as they commit,
+without reading them back (the store hands them over: `watching_commits`); the tail read then
+skips them. An append goes this way only while the relay is in step with the store (it read
+everything committed before, and nothing waits behind an older transaction) and only when
+its stream's previous event is already published; anything else (an append of another
+process, one committed inside a caller's transaction) takes the read path, and the fast path
+stays closed until the read path has caught up again. Each stream therefore reaches its topic
+in version order, and an append of this process never overtakes an earlier one of the same
+process.
 """
 
 from __future__ import annotations
@@ -22,9 +32,11 @@ import logging
 import signal
 import time
 import zlib
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -68,6 +80,10 @@ _republished = _meter.create_counter(
 )
 
 RELAY_CONSUMER = "outbox-relay"
+
+#: Streams whose last published version the relay remembers (for the fast path); past this
+#: many it forgets them all, and their next appends take the read path once.
+STREAM_HEADS_KEPT = 100_000
 
 
 def envelope_of(event: RecordedEvent, source: str, traceparent: str | None) -> EventEnvelope:
@@ -143,6 +159,16 @@ class OutboxRelay:
             if bootstrap_servers
             else None
         )
+        #: The fast path: appends of this process handed over at their commit (None: some
+        #: whose events were not handed over), the ids published before the read path got
+        #: to them, the last version published of each stream, and whether the read path
+        #: is in step with the store (the fast path is open).
+        self._committed: deque[Sequence[RecordedEvent] | None] = deque()
+        self._ahead: set[UUID] = set()
+        self._stream_heads: dict[str, int] = {}
+        self._in_step = False
+        #: Events published by the fast path.
+        self.published_at_commit = 0
 
     def _publisher(self, topic: str) -> EnvelopePublisher:
         publisher = self._publishers.get(topic)
@@ -180,23 +206,27 @@ class OutboxRelay:
             await self._offsets.load()
             _log.info("outbox relay of %s resumes after %s", schema, self.position)
             try:
-                async with self._store.listener() as wakeup:
-                    pacer = TailPacer(self._store, self._idle_poll_s)
-                    await self.check_for_loss()
-                    # The topics are probed beside the publishing, never in its way: a probe
-                    # takes a broker fetch (tens of milliseconds), and an event appended
-                    # meanwhile would wait for it (it was the p99 of routing's offers).
-                    watcher = asyncio.create_task(self._watch_for_loss(stop))
-                    try:
-                        await self._publish_until(stop, wakeup, pacer)
-                    finally:
-                        watcher.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await watcher
+                with self._store.watching_commits(self._committed.append):
+                    await self._relay(stop)
             finally:
                 if self._probe is not None:
                     await self._probe.close()
                 await self.save_checkpoint()
+
+    async def _relay(self, stop: asyncio.Event) -> None:
+        async with self._store.listener() as wakeup:
+            pacer = TailPacer(self._store, self._idle_poll_s)
+            await self.check_for_loss()
+            # The topics are probed beside the publishing, never in its way: a probe
+            # takes a broker fetch (tens of milliseconds), and an event appended
+            # meanwhile would wait for it (it was the p99 of routing's offers).
+            watcher = asyncio.create_task(self._watch_for_loss(stop))
+            try:
+                await self._publish_until(stop, wakeup, pacer)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     async def _publish_until(
         self, stop: asyncio.Event, wakeup: AppendListener, pacer: TailPacer
@@ -205,6 +235,7 @@ class OutboxRelay:
             if self._found_losses:
                 losses, self._found_losses = self._found_losses, []
                 await self._republish_from_start(losses)
+            await self.publish_committed()
             if not await self.publish_next_batch():
                 if self._verify_republication:
                     await self.verify_republication()
@@ -213,13 +244,76 @@ class OutboxRelay:
                     # `checkpoint_every_s`: not in the next event's way).
                     await self.save_checkpoint()
 
+    async def publish_committed(self) -> int:
+        """The fast path: publish the appends this process committed since the last call,
+        in their order, as far as they may go before the read path (see the module doc);
+        returns how many events went."""
+        ready: list[RecordedEvent] = []
+        heads: dict[str, int] = {}  # the streams' last versions, with `ready` published
+        while self._committed:
+            events = self._committed.popleft()
+            if events is None:
+                self._in_step = False
+                continue
+            stream = events[0].stream_id
+            head = heads.get(stream, self._stream_heads.get(stream))
+            if head is not None and head >= events[-1].version:
+                continue  # the read path got to them first
+            if self._in_step and (events[0].version == 1 or head == events[0].version - 1):
+                ready.extend(events)
+                heads[stream] = events[-1].version
+            else:
+                self._in_step = False
+        if not ready:
+            return 0
+        losses = await self._send(ready)
+        if losses is None:
+            self._in_step = False  # not acknowledged: the read path publishes them
+            return 0
+        if losses:
+            await self._republish_from_start(losses)
+            return 0
+        self._ahead.update(e.event_id for e in ready)
+        self._remember_heads(heads)
+        self.published += len(ready)
+        self.published_at_commit += len(ready)
+        return len(ready)
+
     async def publish_next_batch(self) -> int:
-        """Publish the next batch after the checkpoint; returns how many events it had."""
+        """Publish the next batch after the checkpoint (but what the fast path published);
+        returns how many events it had."""
         batch = await self._store.read_all(self.position, self._batch_size)
         if not batch:
+            if not self._in_step:
+                # Everything committed so far is published unless some of it waits behind
+                # an older transaction: only then may appends go ahead of the read path.
+                self._in_step = not await self._store.held_back(self.position)
             return 0
+        fresh = [e for e in batch if e.event_id not in self._ahead]
+        if len(fresh) < len(batch):
+            self._ahead.difference_update(e.event_id for e in batch)
+        if fresh:
+            losses = await self._send(fresh)
+            if losses is None:
+                return len(batch)  # sent again from the same checkpoint
+            if losses:
+                await self._republish_from_start(losses)
+                return len(batch)
+            self._remember_heads({e.stream_id: e.version for e in fresh})
+        self.position = batch[-1].global_position
+        self.published += len(fresh)
+        # Saving the checkpoint is a write with its own commit (a disk flush): under load it
+        # is saved at most every `checkpoint_every_s`. A crash republishes at most that much
+        # (at least once, as always: consumers recognise the repeats by event id).
+        if time.monotonic() - self._saved_at >= self._checkpoint_every_s:
+            await self.save_checkpoint()
+        return len(batch)
+
+    async def _send(self, batch: Sequence[RecordedEvent]) -> list[Loss] | None:
+        """Publish `batch`; the losses the acknowledgements reveal, or None when the broker
+        acknowledged nothing in time (the producer is then renewed)."""
         try:
-            losses = await self._publish(batch)
+            return await self._publish(batch)
         except TimeoutError:
             self.stalls += 1
             # aiokafka's producer can stay stuck after the broker was unreachable
@@ -231,18 +325,12 @@ class OutboxRelay:
                 self._ack_timeout_s,
             )
             await reconnect_producer(self._broker)
-            return len(batch)
-        if losses:
-            await self._republish_from_start(losses)
-            return len(batch)
-        self.position = batch[-1].global_position
-        self.published += len(batch)
-        # Saving the checkpoint is a write with its own commit (a disk flush): under load it
-        # is saved at most every `checkpoint_every_s`. A crash republishes at most that much
-        # (at least once, as always: consumers recognise the repeats by event id).
-        if time.monotonic() - self._saved_at >= self._checkpoint_every_s:
-            await self.save_checkpoint()
-        return len(batch)
+            return None
+
+    def _remember_heads(self, heads: dict[str, int]) -> None:
+        if len(self._stream_heads) + len(heads) > STREAM_HEADS_KEPT:
+            self._stream_heads.clear()
+        self._stream_heads.update(heads)
 
     async def save_checkpoint(self) -> None:
         """Record how far the relay published (a no-op when nothing new was published)."""
@@ -422,6 +510,11 @@ class OutboxRelay:
             await self._offsets.forget(conn)
             await reset_position(conn, self._store.schema, RELAY_CONSUMER)
         self.position = self._saved = GlobalPosition.START
+        # Everything goes again through the read path; the fast path waits until it caught up.
+        self._committed.clear()
+        self._ahead.clear()
+        self._stream_heads.clear()
+        self._in_step = False
         self._verify_republication = True
 
     async def _refresh_producer_metadata(self) -> None:

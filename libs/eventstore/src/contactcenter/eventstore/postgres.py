@@ -8,9 +8,10 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -52,6 +53,12 @@ ANY_RETRIES: Final = 50
 #: Group commit: appends per statement, and statements in flight at once.
 GROUP_MAX_APPENDS: Final = 64
 GROUP_MAX_IN_FLIGHT: Final = 2
+
+#: Told of each append committed through a store instance, right after its commit, with its
+#: events (their place in the global order, `position` and `transaction_id`, is not known yet:
+#: both are 0), or with None for appends committed in a caller's transaction (`append_in`),
+#: whose events the store does not hold.
+CommitWatcher = Callable[[Sequence[RecordedEvent] | None], None]
 
 _COLUMNS = (
     "position, transaction_id, stream_id, version, event_id, event_type, tenant_id, "
@@ -97,6 +104,7 @@ class PostgresEventStore:
         # Listeners in this process (the service's own relay) are woken directly: the NOTIFY
         # round trip through the server is for other processes (replicas, tools).
         self._local_listeners: set[Wakeup] = set()
+        self._commit_watchers: list[CommitWatcher] = []
         self._group_commit = group_commit and _hold_transaction is None
         self._queue: list[tuple[_Append, asyncio.Future[AppendResult | None]]] = []
         self._flushers: set[asyncio.Task[None]] = set()
@@ -290,8 +298,8 @@ class PostgresEventStore:
         if self._group_commit:
             grouped = await self._append_grouped(append)
             if grouped is not None:
-                if self._notify and not grouped.replayed:
-                    self._announce()
+                if not grouped.replayed:
+                    self._committed(append, grouped)
                 return grouped
             # The shared statement failed as a whole: this append is decided alone.
         attempt = 0
@@ -300,8 +308,8 @@ class PostgresEventStore:
             try:
                 async with self._pool.acquire() as conn:
                     appended = await self._append_once(conn, append)
-                if self._notify and not appended.replayed:
-                    self._announce()
+                if not appended.replayed:
+                    self._committed(append, appended)
                 return appended
             except asyncpg.UniqueViolationError as exc:
                 # Another writer won a race; this append's statement was rolled back.
@@ -358,6 +366,26 @@ class PostgresEventStore:
 
     def appended(self) -> None:
         """Wake the tailing readers after a commit that held `append_in` appends."""
+        for watcher in self._commit_watchers:
+            watcher(None)
+        if self._notify:
+            self._announce()
+
+    @contextmanager
+    def watching_commits(self, watcher: CommitWatcher) -> Iterator[None]:
+        """While open, `watcher` is told of every append committed through this instance (the
+        service's own outbox relay publishes them without reading them back)."""
+        self._commit_watchers.append(watcher)
+        try:
+            yield
+        finally:
+            self._commit_watchers.remove(watcher)
+
+    def _committed(self, a: _Append, appended: AppendResult) -> None:
+        if self._commit_watchers:
+            events = _recorded_now(a, appended.first_version)
+            for watcher in self._commit_watchers:
+                watcher(events)
         if self._notify:
             self._announce()
 
@@ -719,6 +747,32 @@ def _replayed(row: asyncpg.Record) -> AppendResult:
         result=from_json(row["result"]),
         replayed=True,
     )
+
+
+def _recorded_now(a: _Append, first_version: int) -> list[RecordedEvent]:
+    """The events of `a`, committed just now as versions `first_version`..., as `read_all`
+    would return them (data and metadata as stored), except for their global position."""
+    metadata = json.loads(a.metadata_json)
+    payloads = [data for _, data in json.loads(a.events_json)]
+    recorded_at = datetime.now(UTC)
+    return [
+        RecordedEvent(
+            position=0,
+            transaction_id=0,
+            stream_id=a.stream_id,
+            version=first_version + i,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            tenant_id=a.tenant_id,
+            occurred_at=event.occurred_at,
+            recorded_at=recorded_at,
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            data=data,
+            metadata=metadata,
+        )
+        for i, (event, data) in enumerate(zip(a.events, payloads, strict=True))
+    ]
 
 
 def _recorded(row: asyncpg.Record) -> RecordedEvent:

@@ -138,24 +138,27 @@ async def save_stream_heads(
     schema: str,
     consumer: str,
     heads: Mapping[tuple[str, str], int],
-) -> None:
+) -> dict[tuple[str, str], int]:
     """Record the streams' heads `consumer` moved; never moves one backwards. Call inside the
-    transaction that applied the events."""
+    transaction that applied the events. Returns the heads as stored (a stored one may be
+    further on than the one given)."""
     if not heads:
-        return
+        return {}
     s = quote_ident(schema)
     keys = sorted(heads)  # a fixed lock order: two batches cannot deadlock
     async with connection(target) as conn:
-        await conn.execute(
+        rows = await conn.fetch(
             f"insert into {s}.consumer_stream_heads as old (consumer, source, subject, version) "
             "select $1, * from unnest($2::text[], $3::text[], $4::int8[]) "
-            "on conflict (consumer, source, subject) do update set version = excluded.version "
-            "where old.version < excluded.version",
+            "on conflict (consumer, source, subject) do update "
+            "set version = greatest(old.version, excluded.version) "
+            "returning source, subject, version",
             consumer,
             [k[0] for k in keys],
             [k[1] for k in keys],
             [heads[k] for k in keys],
         )
+    return {(r["source"], r["subject"]): r["version"] for r in rows}
 
 
 async def save_position(
