@@ -155,6 +155,26 @@ async def test_notify_can_be_turned_off(pool, schema, tenant_id, happened):
         assert not await appends.wait(0.2)
 
 
+async def test_a_listener_may_leave_out_its_own_instances_appends(
+    pool, schema, tenant_id, happened
+):
+    this = PostgresEventStore(pool, schema)
+    other = PostgresEventStore(pool, schema)
+    try:
+        async with this.listener(own_appends=False) as appends:
+            await this.append(
+                stream_id("thing", tenant_id, "1"), [happened(tenant_id)], expected_version=0
+            )
+            assert not await appends.wait(0.3)
+            await other.append(
+                stream_id("thing", tenant_id, "2"), [happened(tenant_id)], expected_version=0
+            )
+            assert await appends.wait(5.0)
+    finally:
+        await this.aclose()
+        await other.aclose()
+
+
 async def test_any_retries_until_it_lands(pool, schema, tenant_id, happened):
     """Many writers, one stream, ANY: every append lands once, versions dense."""
     store = PostgresEventStore(pool, schema, notify=False)

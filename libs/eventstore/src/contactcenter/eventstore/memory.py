@@ -188,9 +188,11 @@ class InMemoryEventStore:
         return Snapshot(stream_id, snapshot.version, snapshot.schema_version, state)
 
     @asynccontextmanager
-    async def listener(self) -> AsyncIterator[Wakeup]:
+    async def listener(self, *, own_appends: bool = True) -> AsyncIterator[Wakeup]:
+        """No other instance shares this store: `own_appends=False` is never woken."""
         wakeup = Wakeup()
-        self._wakeups.add(wakeup)
+        if own_appends:
+            self._wakeups.add(wakeup)
         try:
             yield wakeup
         finally:

@@ -611,17 +611,19 @@ class PostgresEventStore:
         return Snapshot(stream_id, row["version"], row["schema_version"], state)
 
     @asynccontextmanager
-    async def listener(self) -> AsyncIterator[Wakeup]:
+    async def listener(self, *, own_appends: bool = True) -> AsyncIterator[Wakeup]:
         """Holds one pool connection LISTENing on the schema's channel while open; when the
         connection is lost (a PostgreSQL restart) it listens again on a new one, with backoff,
-        and wakes the reader once it does (a NOTIFY sent meanwhile was lost)."""
+        and wakes the reader once it does (a NOTIFY sent meanwhile was lost). This instance's
+        own appends wake it directly (unless `own_appends=False`), not through the server."""
         wakeup = Wakeup()
 
         def on_notify(_conn: PgConnection, _pid: int, _channel: str, payload: object) -> None:
             if payload != self._instance:
                 wakeup.set()
 
-        self._local_listeners.add(wakeup)
+        if own_appends:
+            self._local_listeners.add(wakeup)
         tried = asyncio.Event()  # set once the first LISTEN is in place (or failed)
         task = asyncio.get_running_loop().create_task(
             self._keep_listening(on_notify, wakeup, tried)

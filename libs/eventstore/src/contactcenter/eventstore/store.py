@@ -99,8 +99,12 @@ class EventStore(Protocol):
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None: ...
 
-    def listener(self) -> AbstractAsyncContextManager[AppendListener]:
-        """`async with store.listener() as appends: await appends.wait(1.0)`."""
+    def listener(self, *, own_appends: bool = True) -> AbstractAsyncContextManager[AppendListener]:
+        """`async with store.listener() as appends: await appends.wait(1.0)`.
+
+        `own_appends=False`: woken only by the appends of other store instances (other
+        processes), for a reader that learns of its own process's appends otherwise.
+        """
         ...
 
     async def aclose(self) -> None:

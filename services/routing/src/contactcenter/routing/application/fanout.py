@@ -71,7 +71,9 @@ class StoreOfferFeed:
     An agent's AgentStream may be open on any replica, but only the instance that owns the
     tenant decides (and pushes its own offers at once). This loop tails the event store from
     its head, woken by the store's notifications, and hands every OfferIssued for an agent
-    with a stream open here to the fan-out; the streams skip offers they already sent.
+    with a stream open here to the fan-out; the streams skip offers they already sent. This
+    instance's own appends do not wake it: reading the store at each of them put a database
+    round trip beside every offer's publication, for offers already pushed.
     """
 
     def __init__(
@@ -84,7 +86,7 @@ class StoreOfferFeed:
 
     async def run(self, stop: asyncio.Event) -> None:
         after = await self._store.head()
-        async with self._store.listener() as wakeup:
+        async with self._store.listener(own_appends=False) as wakeup:
             pacer = TailPacer(self._store, self._poll_s)
             while not stop.is_set():
                 records = await self._store.read_all(after, self._batch)
