@@ -290,8 +290,6 @@ class OutboxRelay:
                 self._in_step = not await self._store.held_back(self.position)
             return 0
         fresh = [e for e in batch if e.event_id not in self._ahead]
-        if len(fresh) < len(batch):
-            self._ahead.difference_update(e.event_id for e in batch)
         if fresh:
             losses = await self._send(fresh)
             if losses is None:
@@ -300,6 +298,8 @@ class OutboxRelay:
                 await self._republish_from_start(losses)
                 return len(batch)
             self._remember_heads({e.stream_id: e.version for e in fresh})
+        if len(fresh) < len(batch):
+            self._ahead.difference_update(e.event_id for e in batch)
         self.position = batch[-1].global_position
         self.published += len(fresh)
         # Saving the checkpoint is a write with its own commit (a disk flush): under load it
