@@ -74,6 +74,37 @@ async def test_envelopes_flow_through_the_in_memory_broker() -> None:
     assert dead[0]["dlq_original_topic"] == "wiring.events"
 
 
+async def test_a_delivery_takes_no_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fast_depends resolves a sync parameter (FastStream's context-injected message) in a
+    worker thread: a thread hop on every delivery. Our subscribers declare none."""
+    hops: list[object] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting_run_sync(func: object, *args: object, **kwargs: object) -> object:
+        hops.append(func)
+        return await run_sync(func, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
+    broker = create_broker(SETTINGS)
+    received: list[EventEnvelope] = []
+
+    async def one(env: EventEnvelope) -> None:
+        received.append(env)
+
+    async def many(batch: list[EventEnvelope]) -> None:
+        received.extend(batch)
+
+    subscribe_envelopes(broker, "wiring.one", one, group_id="g1", settings=SETTINGS)
+    subscribe_envelope_batches(broker, "wiring.many", many, group_id="g2", settings=SETTINGS)
+    sent = [envelope(), envelope()]
+    async with TestKafkaBroker(broker):
+        await EnvelopePublisher(broker, "wiring.one").publish(sent[0])
+        await EnvelopePublisher(broker, "wiring.many").publish(sent[1])
+
+    assert received == sent
+    assert hops == []
+
+
 def _service_broker() -> FastStream:
     broker = create_broker(SETTINGS)
 

@@ -124,7 +124,7 @@ def _subscriber_options(
         "group_id": group_id,
         "ack_policy": AckPolicy.MANUAL,
         "parser": _parse_tolerantly,
-        "decoder": _raw_body,
+        "decoder": _message_itself,
         "listener": listener,
         "title": title,
         "description": description or _DESCRIPTION.format(dlq=f"{topic}.dlq"),
@@ -164,7 +164,7 @@ def subscribe_envelopes(
         **_subscriber_options(topic, group_id, settings, listener, title, description),
     )
 
-    async def consume(body: Any, message: KafkaMessage) -> None:
+    async def consume(message: KafkaMessage) -> None:
         record: ConsumedRecord = message.raw_message  # type: ignore[assignment]
         try:
             await processor.process(record, handler)
@@ -224,7 +224,7 @@ def subscribe_envelope_batches(
     subscriber.__class__ = _PromptBatchSubscriber
     commits = CommitsBehind()
 
-    async def consume_batch(body: Any, message: KafkaMessage) -> None:
+    async def consume_batch(message: KafkaMessage) -> None:
         records: Sequence[ConsumedRecord] = message.raw_message
         try:
             await processor.process_batch(records, handler)
@@ -388,10 +388,13 @@ def _printable(record: Any) -> Any:
     return dataclasses.replace(record, headers=headers)
 
 
-async def _raw_body(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """The body stays raw bytes (a list for a batch): decoding is ours, and an undecodable
-    body must reach our handler (and the DLQ) rather than fail inside FastStream."""
-    return message.body
+async def _message_itself(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """The handler's one argument is the FastStream message itself: its raw records (decoding
+    is ours, and an undecodable body must reach our handler and the DLQ rather than fail inside
+    FastStream) and its ack/nack. Declared as a second, context-injected parameter, the message
+    would be resolved in a worker thread (fast_depends runs a sync `CustomField.use` through
+    `anyio.to_thread`): a thread hop on every delivery, on every consumer's path."""
+    return message
 
 
 def _document(wrapper: Callable[..., Any], handler: Callable[..., Any], payload: Any) -> None:
@@ -402,8 +405,7 @@ def _document(wrapper: Callable[..., Any], handler: Callable[..., Any], payload:
     if name and name != "<lambda>":
         wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__annotations__ = {
-        "body": Annotated[Any, PlainValidator(_identity, json_schema_input_type=payload)],
-        "message": KafkaMessage,
+        "message": Annotated[Any, PlainValidator(_identity, json_schema_input_type=payload)],
         "return": None,
     }
 
