@@ -25,6 +25,36 @@ async def admin_sql(server_url: str, sql: str) -> None:
         await conn.close()
 
 
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The `q` quantile (0..1) of already sorted values (nan when there are none)."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+class CallPacer:
+    """When each call of one client starts: as soon as it is asked for (flat out: the client
+    sends its next call when the last is answered), or, with `pace_s`, one every `pace_s`
+    seconds from `first_due`. A paced call's latency counts from when it was due, so a late
+    call is not excused by the slow one before it."""
+
+    def __init__(self, pace_s: float | None, first_due: float | None = None) -> None:
+        self._pace_s = pace_s
+        self._due = time.monotonic() if first_due is None else first_due
+
+    async def start(self) -> float:
+        """Wait until the next call is due; returns its start (`time.monotonic()` time)."""
+        if self._pace_s is None:
+            return time.monotonic()
+        wait = self._due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        started = self._due
+        self._due += self._pace_s
+        return started
+
+
 def pid_of(part: Any) -> int | None:
     """The pid of an infrastructure process a bench started (None: an external one)."""
     process = getattr(part, "process", None)

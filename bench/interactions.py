@@ -50,7 +50,7 @@ from typing import Any
 import asyncpg
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from benchkit import CpuMeter, admin_sql, pid_of, say
+from benchkit import CallPacer, CpuMeter, admin_sql, pid_of, say
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.grpckit import Role, issue_token, metadata_for
@@ -84,18 +84,10 @@ async def play_contacts(
     """One client: whole contacts, each command awaited before the next; with `pace_s`, one
     command every `pace_s` seconds, its latency counted from when it was due (a late
     command is not excused by the one before it being slow)."""
-    due = time.monotonic()
+    pacer = CallPacer(pace_s)
 
     async def call(rpc: str, request: Any) -> Any:
-        nonlocal due
-        if pace_s is not None:
-            wait = due - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            started = due
-            due += pace_s
-        else:
-            started = time.monotonic()
+        started = await pacer.start()
         try:
             response = await getattr(stub, rpc)(request, metadata=metadata, timeout=10)
         except grpc.aio.AioRpcError as error:

@@ -64,7 +64,7 @@ from typing import Any
 import asyncpg
 import grpc
 import psutil
-from benchkit import CpuMeter, admin_sql, pid_of, say
+from benchkit import CallPacer, CpuMeter, admin_sql, percentile, pid_of, say
 
 import contactcenter.profiles.main as profiles_main
 from contactcenter.eventstore import apply_migrations, create_pool
@@ -208,13 +208,6 @@ async def seed(database_url: str, tenant_id: str, count: int) -> None:
         await conn.close()
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
 def prepared_requests(
     profiles: int, count: int, seed: int = 7
 ) -> list[tuple[pb.ResolveIdentityRequest, str]]:
@@ -274,17 +267,11 @@ async def run_clients(
         call = calls[i % len(calls)]
         rng = random.Random(i)
         append = results.samples.append
-        due = time.monotonic() + (rng.random() * pace_s if pace_s else 0.0)
+        # Paced clients start at random points of their period, not all at once.
+        pacer = CallPacer(pace_s, time.monotonic() + rng.random() * (pace_s or 0.0))
         while True:
             request, expected = requests[rng.randrange(len(requests))]
-            if pace_s is not None:
-                wait = due - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                t0 = due
-                due += pace_s
-            else:
-                t0 = time.monotonic()
+            t0 = await pacer.start()
             if t0 >= until:
                 return
             try:

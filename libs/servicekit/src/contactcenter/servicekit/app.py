@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import asyncpg
 import grpc
@@ -49,6 +49,7 @@ OUTAGE_STATUS: dict[type[BaseException], grpc.StatusCode] = {
     error: grpc.StatusCode.UNAVAILABLE for error in PG_OUTAGE_ERRORS
 }
 
+_T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
 
@@ -365,7 +366,7 @@ def _awaiting(awaitable: Any) -> list[str]:
     return chain
 
 
-def run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
+def run_on_uvloop(main: Coroutine[Any, Any, _T]) -> _T:
     """`uvloop.run(main)` without libuv's io_uring (unless `UV_USE_IO_URING` says otherwise).
 
     libuv sets up an io_uring with a kernel submission-polling thread (`iou-sqp-<pid>`, counted
@@ -375,7 +376,7 @@ def run_on_uvloop(main: Coroutine[Any, Any, None]) -> None:
     loop.
     """
     os.environ.setdefault("UV_USE_IO_URING", "0")
-    uvloop.run(main)
+    return uvloop.run(main)
 
 
 #: How long stopping workers waits for them before killing them.
