@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contactcenter.contracts.topics import topic_for
@@ -128,6 +130,42 @@ async def test_this_process_publishes_at_commit_and_no_stream_is_overtaken(
     for stream, seen in versions.items():
         assert seen == list(range(1, len(seen) + 1)), f"{stream} out of order: {seen}"
     print(f"{at_commit} of 240 events published at commit")
+
+
+async def test_while_only_this_process_appends_the_read_back_waits(
+    pool: asyncpg.Pool,
+    store: PostgresEventStore,
+    kafka_bootstrap: str,
+    tenant_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await ensure_topics(kafka_bootstrap, [TOPIC])
+    reads = 0
+    read_all = store.read_all
+
+    async def counted_read_all(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read_all(*args, **kwargs)
+
+    monkeypatch.setattr(store, "read_all", counted_read_all)
+    async with (
+        _Topic(kafka_bootstrap, tenant_id).open() as topic,
+        _running_relay(pool, store, kafka_bootstrap) as relay,
+    ):
+        await topic.read_until_seen({await _append(store, tenant_id, 0)})
+        await _caught_up(relay, store)
+        reads_before = reads
+        for seq in range(1, 61):
+            await topic.read_until_seen({await _append(store, tenant_id, seq)})
+        during = reads - reads_before
+        # Read back within `checkpoint_every_s` once the appends stop: the checkpoint follows.
+        await _caught_up(relay, store)
+
+    print(f"{during} reads for 60 appends")
+    # Each append used to be read back at once (a read that found it, one that found nothing).
+    assert during < 30, f"{during} reads for 60 appends published at commit"
+    assert len({r[0] for r in topic.records}) == len(topic.records) == 61
 
 
 async def test_an_append_made_in_a_callers_transaction_is_not_overtaken(

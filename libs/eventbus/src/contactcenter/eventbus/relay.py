@@ -20,7 +20,9 @@ its stream's previous event is already published; anything else (an append of an
 process, one committed inside a caller's transaction) takes the read path, and the fast path
 stays closed until the read path has caught up again. Each stream therefore reaches its topic
 in version order, and an append of this process never overtakes an earlier one of the same
-process.
+process. While only this process appends, the read that skips what the fast path published
+waits (up to `checkpoint_every_s`, or a batch's worth): it would only move the checkpoint, and
+each read was a database round trip beside the next append's publication.
 """
 
 from __future__ import annotations
@@ -48,12 +50,12 @@ from contactcenter.contracts.topics import topic_for_event_type
 from contactcenter.eventbus.loss import LogProbe, Loss, PublishedOffsets
 from contactcenter.eventstore import (
     STORE_SOURCE,
-    AppendListener,
     Checkpoint,
     GlobalPosition,
     PostgresEventStore,
     RecordedEvent,
     TailPacer,
+    Wakeup,
     create_pool,
     load_global_position,
     reset_position,
@@ -99,6 +101,25 @@ def envelope_of(event: RecordedEvent, source: str, traceparent: str | None) -> E
         tracestate=event.metadata.get("tracestate"),
         extensions={STREAM_VERSION: str(event.version)},
     )
+
+
+class _Wakeups(Wakeup):
+    """What the relay waits for: an append this process committed (`committed()`, from the
+    store's hand-over) or one another process announced (the store's `set()`, for its NOTIFY or
+    a renewed LISTEN, which also marks `others_appended`: the read path is due). One event, so
+    that a commit wakes the relay at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Set when another process appended; the relay clears it as it starts a read.
+        self.others_appended = True
+
+    def set(self) -> None:
+        self.others_appended = True
+        super().set()
+
+    def committed(self) -> None:
+        super().set()
 
 
 class OutboxRelay:
@@ -164,7 +185,11 @@ class OutboxRelay:
         #: to them, the last version published of each stream, and whether the read path
         #: is in step with the store (the fast path is open).
         self._committed: deque[Sequence[RecordedEvent] | None] = deque()
+        self._wakeups = _Wakeups()
         self._ahead: set[UUID] = set()
+        #: When the oldest id in `_ahead` was published (the read-back is due after
+        #: `checkpoint_every_s`).
+        self._ahead_since = 0.0
         self._stream_heads: dict[str, int] = {}
         self._in_step = False
         #: Events published by the fast path.
@@ -206,15 +231,21 @@ class OutboxRelay:
             await self._offsets.load()
             _log.info("outbox relay of %s resumes after %s", schema, self.position)
             try:
-                with self._store.watching_commits(self._committed.append):
+                with self._store.watching_commits(self._on_commit):
                     await self._relay(stop)
             finally:
                 if self._probe is not None:
                     await self._probe.close()
                 await self.save_checkpoint()
 
+    def _on_commit(self, events: Sequence[RecordedEvent] | None) -> None:
+        self._committed.append(events)
+        self._wakeups.committed()
+
     async def _relay(self, stop: asyncio.Event) -> None:
-        async with self._store.listener() as wakeup:
+        # Other processes' appends come as NOTIFYs; this process's own, from the store.
+        self._wakeups.others_appended = True
+        async with self._store.listener(own_appends=False, wakeup=self._wakeups):
             pacer = TailPacer(self._store, self._idle_poll_s)
             await self.check_for_loss()
             # The topics are probed beside the publishing, never in its way: a probe
@@ -222,20 +253,24 @@ class OutboxRelay:
             # meanwhile would wait for it (it was the p99 of routing's offers).
             watcher = asyncio.create_task(self._watch_for_loss(stop))
             try:
-                await self._publish_until(stop, wakeup, pacer)
+                await self._publish_until(stop, pacer)
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
 
-    async def _publish_until(
-        self, stop: asyncio.Event, wakeup: AppendListener, pacer: TailPacer
-    ) -> None:
+    async def _publish_until(self, stop: asyncio.Event, pacer: TailPacer) -> None:
+        wakeup = self._wakeups
         while not stop.is_set():
             if self._found_losses:
                 losses, self._found_losses = self._found_losses, []
                 await self._republish_from_start(losses)
             await self.publish_committed()
+            if self._read_back_may_wait():
+                await wakeup.wait(self._ahead_since + self._checkpoint_every_s - time.monotonic())
+                continue
+            # What was announced before this read is in it (or held back: see TailPacer).
+            self._wakeups.others_appended = False
             if not await self.publish_next_batch():
                 if self._verify_republication:
                     await self.verify_republication()
@@ -243,6 +278,18 @@ class OutboxRelay:
                     # Idle: the position is saved now (while publishing, at most every
                     # `checkpoint_every_s`: not in the next event's way).
                     await self.save_checkpoint()
+
+    def _read_back_may_wait(self) -> bool:
+        """True while all there is to read is what the fast path published (in step, no other
+        process appended since the last read), for less than `checkpoint_every_s` and fewer
+        than a batch of events."""
+        return (
+            self._in_step
+            and bool(self._ahead)
+            and not self._wakeups.others_appended
+            and len(self._ahead) < self._batch_size
+            and time.monotonic() < self._ahead_since + self._checkpoint_every_s
+        )
 
     async def publish_committed(self) -> int:
         """The fast path: publish the appends this process committed since the last call,
@@ -273,6 +320,8 @@ class OutboxRelay:
         if losses:
             await self._republish_from_start(losses)
             return 0
+        if not self._ahead:
+            self._ahead_since = time.monotonic()
         self._ahead.update(e.event_id for e in ready)
         self._remember_heads(heads)
         self.published += len(ready)

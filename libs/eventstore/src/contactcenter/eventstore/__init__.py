@@ -26,7 +26,7 @@ from contactcenter.eventstore.model import (
     Snapshot,
 )
 from contactcenter.eventstore.postgres import PostgresEventStore
-from contactcenter.eventstore.store import AppendListener, EventStore, TailPacer
+from contactcenter.eventstore.store import AppendListener, EventStore, TailPacer, Wakeup
 from contactcenter.eventstore.tracking import (
     STORE_SOURCE,
     Checkpoint,
@@ -61,6 +61,7 @@ __all__ = [
     "RecordedEvent",
     "Snapshot",
     "TailPacer",
+    "Wakeup",
     "apply_migrations",
     "apply_once",
     "create_pool",

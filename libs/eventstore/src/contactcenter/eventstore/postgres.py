@@ -611,12 +611,15 @@ class PostgresEventStore:
         return Snapshot(stream_id, row["version"], row["schema_version"], state)
 
     @asynccontextmanager
-    async def listener(self, *, own_appends: bool = True) -> AsyncIterator[Wakeup]:
+    async def listener(
+        self, *, own_appends: bool = True, wakeup: Wakeup | None = None
+    ) -> AsyncIterator[Wakeup]:
         """Holds one pool connection LISTENing on the schema's channel while open; when the
         connection is lost (a PostgreSQL restart) it listens again on a new one, with backoff,
         and wakes the reader once it does (a NOTIFY sent meanwhile was lost). This instance's
-        own appends wake it directly (unless `own_appends=False`), not through the server."""
-        wakeup = Wakeup()
+        own appends wake it directly (unless `own_appends=False`), not through the server.
+        `wakeup` is the one to set (a new one by default)."""
+        wakeup = Wakeup() if wakeup is None else wakeup
 
         def on_notify(_conn: PgConnection, _pid: int, _channel: str, payload: object) -> None:
             if payload != self._instance:
