@@ -453,7 +453,7 @@ async def test_interval_csv_export_and_rebuild_against_the_reporting_service(
     # read models equal the live ones, and the running service swaps them in and goes on.
     pool = reporting.app.context.pool
     async with pool.acquire() as conn:
-        before = await dump_tables(conn, "reporting")
+        before = await dump_tables(conn, "reporting", tenant_id)
     generation = reporting.app.projection.generation if reporting.app.projection else 0
     r = await ccctl_process("rebuild", "--database-url", reporting.database_url)
     assert r.code == 0, r.err
@@ -461,7 +461,7 @@ async def test_interval_csv_export_and_rebuild_against_the_reporting_service(
     assert match is not None, r.out
     assert int(match.group(1)) >= 5 and int(match.group(2)) == generation + 1
     async with pool.acquire() as conn:
-        assert await dump_tables(conn, "reporting") == before
+        assert await dump_tables(conn, "reporting", tenant_id) == before
     await reporting.publish(
         tenant_id,
         "interactions.InteractionQueued.v1",
@@ -477,19 +477,19 @@ async def test_interval_csv_export_and_rebuild_against_the_reporting_service(
         # The service answers from memory once it applied a batch and writes the batch just
         # after: the tables are compared below, so they must hold it too.
         async with pool.acquire() as conn:
-            entities, _ = await dump_tables(conn, "reporting")
+            entities, _ = await dump_tables(conn, "reporting", tenant_id)
         assert (tenant_id, "contact", "c9") in {row[:3] for row in entities}
 
     await _eventually(goes_on)
 
     # `replay reporting` is the same rebuild, with the same progress bar.
     async with pool.acquire() as conn:
-        live = await dump_tables(conn, "reporting")
+        live = await dump_tables(conn, "reporting", tenant_id)
     r = await ccctl("replay", "reporting", "--database-url", reporting.database_url)
     assert r.code == 0, r.err
     assert f"generation {generation + 2} swapped in" in r.out
     async with pool.acquire() as conn:
-        assert await dump_tables(conn, "reporting") == live
+        assert await dump_tables(conn, "reporting", tenant_id) == live
 
     # A database that is not there is exit 3.
     missing = database_url_for(reporting.database_url, "no_such_database")

@@ -304,11 +304,11 @@ async def test_rebuild_gives_the_identical_read_models(
 
     await eventually(applied)
     async with pool.acquire() as conn:
-        before = await dump_tables(conn, "reporting")
+        before = await dump_tables(conn, "reporting", tenant_id)
     result = await rebuild(pool, "reporting")
     assert result.events >= 9
     async with pool.acquire() as conn:
-        after = await dump_tables(conn, "reporting")
+        after = await dump_tables(conn, "reporting", tenant_id)
     assert after == before
     # The live projection reloads the swapped-in tables and goes on.
     await service.publish(tenant_id, Q, queued("r9", channel="chat"))
@@ -381,10 +381,10 @@ async def test_history_leaves_memory_and_late_counts_add_to_the_stored_rows(
 
     pool = service.app.context.pool
     async with pool.acquire() as conn:
-        before = await dump_tables(conn, "reporting")
+        before = await dump_tables(conn, "reporting", tenant_id)
     await rebuild(pool, "reporting")
     async with pool.acquire() as conn:
-        assert await dump_tables(conn, "reporting") == before
+        assert await dump_tables(conn, "reporting", tenant_id) == before
     # A reload (as after a restart) keeps today only, and the series it knows.
     await service.app.projection.load()
     t = service.app.projection.state.tenants[tenant_id]

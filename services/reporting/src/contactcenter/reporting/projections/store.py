@@ -191,11 +191,18 @@ async def copy_state(conn: PgConnection, schema: str, state: ReportingState, suf
     )
 
 
-async def dump_tables(conn: PgConnection, schema: str) -> tuple[list[Any], list[Any]]:
-    """Both read models in a canonical order (for comparing a rebuild with the live result)."""
+async def dump_tables(
+    conn: PgConnection, schema: str, tenant_id: str | None = None
+) -> tuple[list[Any], list[Any]]:
+    """Both read models in a canonical order (for comparing a rebuild with the live result),
+    of one tenant when `tenant_id` is given (others may go on changing meanwhile)."""
     s = quote(schema)
+    where = "where $1::text is null or tenant_id = $1"
     entities = await conn.fetch(
-        f"select tenant_id, kind, key, data from {s}.{ENTITIES} order by 1, 2, 3"
+        f"select tenant_id, kind, key, data from {s}.{ENTITIES} {where} order by 1, 2, 3",
+        tenant_id,
     )
-    buckets = await conn.fetch(f"select * from {s}.{BUCKETS} order by 1, 2, 3, 4, 5")
+    buckets = await conn.fetch(
+        f"select * from {s}.{BUCKETS} {where} order by 1, 2, 3, 4, 5", tenant_id
+    )
     return [tuple(r) for r in entities], [tuple(r) for r in buckets]
