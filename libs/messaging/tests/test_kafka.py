@@ -492,3 +492,46 @@ async def test_repair_topics_remakes_an_auto_created_topic_cleanly(kafka_bootstr
     finally:
         await consumer.stop()
     assert values == {auto: [b"after"] * 6, right: [b"before"]}
+
+
+async def test_a_group_that_joined_an_auto_created_topic_reads_the_partitions_its_repair_made(
+    settings: KafkaSettings,
+    raw_producer: AIOKafkaProducer,
+    tenant_id: str,
+    group_id: str,
+    eventually: Eventually,
+) -> None:
+    """A broker that came back empty auto-creates a topic (Tansu: 4 partitions) as soon as a
+    client asks for it; the relay then makes it again with 6. A consumer group that joined in
+    between must read partitions 4 and 5 too, once its metadata is `metadata_max_age_ms` old
+    and it has rejoined as a new member (`messaging.groups`: Tansu gives a known member its
+    old assignment again). A chaos run waited 150 s for them, in vain."""
+    name = f"test.messaging.regrown.{uuid.uuid4().hex[:8]}.events.v1"
+    first = encode(thing(tenant_id, 0))
+    await raw_producer.send_and_wait(
+        name, first.value, key=first.key, headers=first.headers, partition=0
+    )
+    partitions: list[int] = []
+
+    async def on_thing(envelope: EventEnvelope) -> None:
+        partitions.append(envelope.data["seq"])
+
+    broker = create_broker(settings)
+    subscribe_envelopes(broker, name, on_thing, group_id=group_id, settings=settings)
+    await broker.start()
+    try:
+        await eventually(lambda: partitions == [0], what="the record of the auto-created topic")
+        assert await repair_topics(settings.bootstrap_servers, [name], partitions=6) == [name]
+        await raw_producer.client.force_metadata_update()
+        for partition in (4, 5):
+            record = encode(thing(tenant_id, partition))
+            await raw_producer.send_and_wait(
+                name, record.value, key=record.key, headers=record.headers, partition=partition
+            )
+        await eventually(
+            lambda: sorted(partitions) == [0, 4, 5],
+            within_s=settings.metadata_max_age_ms / 1000 + 20,
+            what=f"the records of partitions 4 and 5, got {partitions}",
+        )
+    finally:
+        await broker.stop()
