@@ -14,6 +14,7 @@ reporting's queue counts) agree with the interactions event store.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -309,7 +310,33 @@ def _recovery(system: System, fault: str, fault_end: float, schemas: list[str]) 
         if service.process.alive():
             service.process.popen.send_signal(signal.SIGUSR1)
     time.sleep(2.0)
+    _say_what_services_logged(system, since=fault_end)
     raise AssertionError(f"{fault}: no recovery within {RECOVERY_LIMIT_S:.0f} s ({state})")
+
+
+def _say_what_services_logged(system: System, since: float, lines: int = 12) -> None:
+    """The last warnings and errors each service logged after `since` (where its tasks wait,
+    on SIGUSR1, among them): CI keeps only this test's output, not the logs."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
+    for name in system.running:
+        log = system.logs / f"{name}.log"
+        if not log.exists():
+            continue
+        picked = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if line[8:27] >= stamp  # {"ts": "2026-11-25T01:25:26.894+00:00", ...
+            and ('"level": "warning"' in line or '"level": "error"' in line)
+        ]
+        _say(f"--- {name}: {len(picked)} warnings/errors since the fault, the last {lines}:")
+        for line in picked[-lines:]:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                _say(line[:400])
+                continue
+            error = (entry.get("exc") or "").strip().splitlines()[-1:]
+            _say(f"{entry['ts'][11:23]} {entry['logger']}: {entry['msg'][:600]} {error}")
 
 
 # --- the invariants -----------------------------------------------------------------------
