@@ -3,13 +3,19 @@ folder is first on sys.path). Not a benchmark itself: `make bench` skips it."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import time
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import asyncpg
 import psutil
+
+from contactcenter.servicekit.app import run_on_uvloop
+
+_T = TypeVar("_T")
 
 
 def say(message: str) -> None:
@@ -23,6 +29,21 @@ async def admin_sql(server_url: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+def add_client_loop_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--client-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop of the bench's gRPC clients (default uvloop, as the services run: "
+        "the clients share the machine's cores with the service, so their CPU is taken from it)",
+    )
+
+
+def client_loop_runner(name: str) -> Callable[[Coroutine[Any, Any, _T]], _T]:
+    """How to run the clients' coroutine on the loop `--client-loop` names."""
+    return run_on_uvloop if name == "uvloop" else asyncio.run
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

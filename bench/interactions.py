@@ -50,7 +50,15 @@ from typing import Any
 import asyncpg
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from benchkit import CallPacer, CpuMeter, admin_sql, pid_of, say
+from benchkit import (
+    CallPacer,
+    CpuMeter,
+    add_client_loop_option,
+    admin_sql,
+    client_loop_runner,
+    pid_of,
+    say,
+)
 
 from contactcenter.common.v1 import common_pb2
 from contactcenter.grpckit import Role, issue_token, metadata_for
@@ -346,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="service processes sharing the gRPC port (CC_INTERACTIONS_WORKERS; one per core)",
     )
+    add_client_loop_option(parser)
     args = parser.parse_args(argv)
 
     data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-interactions-"))
@@ -380,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             f"interactions serving on {service.grpc_address} (pid {service.process.pid}, "
             f"{args.workers} worker process{'es' if args.workers > 1 else ''})"
         )
-        figures = asyncio.run(
+        figures = client_loop_runner(args.client_loop)(
             drive(
                 service.grpc_address,
                 database_url,

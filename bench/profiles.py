@@ -64,7 +64,16 @@ from typing import Any
 import asyncpg
 import grpc
 import psutil
-from benchkit import CallPacer, CpuMeter, admin_sql, percentile, pid_of, say
+from benchkit import (
+    CallPacer,
+    CpuMeter,
+    add_client_loop_option,
+    admin_sql,
+    client_loop_runner,
+    percentile,
+    pid_of,
+    say,
+)
 
 import contactcenter.profiles.main as profiles_main
 from contactcenter.eventstore import apply_migrations, create_pool
@@ -375,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="the service's gRPC processes (CC_PROFILES_WORKERS; default 1, as deployed)",
     )
+    add_client_loop_option(parser)
     args = parser.parse_args(argv)
 
     data_dir = Path(tempfile.mkdtemp(prefix="cc-bench-profiles-"))
@@ -417,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             f"profiles serving on {service.grpc_address} (pid {service.process.pid}, "
             f"{args.workers} gRPC process{'es' if args.workers > 1 else ''})"
         )
-        figures = asyncio.run(
+        figures = client_loop_runner(args.client_loop)(
             drive(
                 service.grpc_address,
                 tenant_id,
