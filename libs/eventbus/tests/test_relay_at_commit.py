@@ -200,3 +200,38 @@ async def test_an_append_made_in_a_callers_transaction_is_not_overtaken(
 
     published = [r[0] for r in topic.records if r[0] in order]
     assert published == order
+
+
+async def test_concurrent_appends_reach_the_topic_exactly_once(
+    pool: asyncpg.Pool, schema: str, kafka_bootstrap: str, tenant_id: str
+) -> None:
+    """Many appenders at once, through group commit (as the interactions service appends):
+    every event on the topic once, each stream in order."""
+    await ensure_topics(kafka_bootstrap, [TOPIC])
+    store = PostgresEventStore(pool, schema, group_commit=True)
+    ids: list[str] = []
+
+    async def appender(n: int) -> None:
+        for seq in range(40):
+            event = ProbeRecorded(tenant_id=tenant_id, seq=seq)
+            await store.append(f"probe/{tenant_id}/c{n}", [event], expected_version=-1)
+            ids.append(str(event.event_id))
+
+    async with (
+        _Topic(kafka_bootstrap, tenant_id).open() as topic,
+        _running_relay(pool, store, kafka_bootstrap) as relay,
+    ):
+        await asyncio.gather(*(appender(n) for n in range(25)))
+        await topic.read_until_seen(set(ids))
+        await _caught_up(relay, store)
+        await asyncio.sleep(1.0)
+        await topic.read_until_seen(set(ids))
+    await store.aclose()
+
+    published = [r[0] for r in topic.records]
+    assert len(published) == len(set(published)) == len(ids), (
+        f"{len(published) - len(set(published))} duplicates of {len(ids)}"
+    )
+    for stream in {r[1] for r in topic.records}:
+        versions = [r[2] for r in topic.records if r[1] == stream]
+        assert versions == sorted(versions), stream
