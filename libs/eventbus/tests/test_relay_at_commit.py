@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 
 from contactcenter.contracts.topics import topic_for
 from contactcenter.eventbus import OutboxRelay
+from contactcenter.eventbus.relay import LeadershipLost
 from contactcenter.eventstore import PostgresEventStore
 from contactcenter.messaging.admin import ensure_topics
 from contactcenter.messaging.broker import create_broker
@@ -235,3 +237,38 @@ async def test_concurrent_appends_reach_the_topic_exactly_once(
     for stream in {r[1] for r in topic.records}:
         versions = [r[2] for r in topic.records if r[1] == stream]
         assert versions == sorted(versions), stream
+
+
+async def test_a_relay_that_loses_its_lock_stops_publishing_until_it_has_it_again(
+    pool: asyncpg.Pool, store: PostgresEventStore, kafka_bootstrap: str, tenant_id: str
+) -> None:
+    """The connection holding the relay's advisory lock dies (as in a database restart): the
+    relay stops (a standby may take the lock at once; two relays publishing together would
+    interleave a stream's versions), and running it again resumes publishing."""
+    await ensure_topics(kafka_bootstrap, [TOPIC])
+    broker = create_broker(KafkaSettings(bootstrap_servers=kafka_bootstrap, client_id="lock"))
+    relay = OutboxRelay(pool=pool, store=store, broker=broker, source="/contactcenter/test")
+    await broker.start()
+    stop = asyncio.Event()
+    try:
+        async with _Topic(kafka_bootstrap, tenant_id).open() as topic:
+            running = asyncio.create_task(relay.run(stop))
+            await topic.read_until_seen({await _append(store, tenant_id, 0)})
+            async with pool.acquire() as conn:
+                terminated = await conn.fetchval(
+                    "select pg_terminate_backend(pid) from pg_locks "
+                    "where locktype = 'advisory' and granted and objid = $1",
+                    zlib.crc32(f"outbox-relay:{store.schema}".encode()),
+                )
+            assert terminated
+            with pytest.raises(LeadershipLost):
+                async with asyncio.timeout(10):
+                    await running
+
+            running = asyncio.create_task(relay.run(stop))
+            await topic.read_until_seen({await _append(store, tenant_id, 1)})
+            stop.set()
+            await running
+    finally:
+        stop.set()
+        await broker.stop()

@@ -103,6 +103,21 @@ def envelope_of(event: RecordedEvent, source: str, traceparent: str | None) -> E
     )
 
 
+class LeadershipLost(Exception):
+    """The connection holding the relay's lock was lost (a database restart): publishing
+    stopped; running the relay again waits for the lock."""
+
+
+async def _set_when_either(target: asyncio.Event, *events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        target.set()
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 class _Wakeups(Wakeup):
     """What the relay waits for: an append this process committed (`committed()`, from the
     store's hand-over) or one another process announced (the store's `set()`, for its NOTIFY or
@@ -203,40 +218,53 @@ class OutboxRelay:
         return publisher
 
     @asynccontextmanager
-    async def _leadership(self, stop: asyncio.Event) -> AsyncIterator[bool]:
-        """Holds the schema's relay lock on a dedicated connection; yields False if stopped
-        before getting it."""
+    async def _leadership(self, stop: asyncio.Event) -> AsyncIterator[asyncio.Event | None]:
+        """Holds the schema's relay lock on a dedicated connection; yields an event set when
+        that connection is lost (and the lock with it), or None if stopped before getting it."""
         key = zlib.crc32(f"outbox-relay:{self._store.schema}".encode())
         async with self._pool.acquire() as conn:
             while not await conn.fetchval("select pg_try_advisory_lock($1)", key):
                 try:
                     async with asyncio.timeout(self._standby_poll_s):
                         await stop.wait()
-                    yield False
+                    yield None
                     return
                 except TimeoutError:
                     continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn: lost.set())
             try:
-                yield True
+                yield lost
             finally:
-                await conn.execute("select pg_advisory_unlock($1)", key)
+                # A lost connection took the lock with it (and asyncpg may have released it
+                # to the pool already): only a live one is unlocked.
+                if not lost.is_set() and not conn.is_closed():
+                    await conn.execute("select pg_advisory_unlock($1)", key)
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with self._leadership(stop) as leader:
-            if not leader:
+        async with self._leadership(stop) as lock_lost:
+            if lock_lost is None:
                 return
             schema = self._store.schema
             self.position = await load_global_position(self._pool, schema, RELAY_CONSUMER)
             self._saved = self.position
             await self._offsets.load()
             _log.info("outbox relay of %s resumes after %s", schema, self.position)
+            # Publishing ends with the lock: a standby (another replica) may take it at once,
+            # and two relays publishing together would interleave a stream's versions.
+            leading = asyncio.Event()
+            ending = asyncio.create_task(_set_when_either(leading, stop, lock_lost))
             try:
                 with self._store.watching_commits(self._on_commit):
-                    await self._relay(stop)
+                    await self._relay(leading)
             finally:
+                ending.cancel()
                 if self._probe is not None:
                     await self._probe.close()
-                await self.save_checkpoint()
+                if not lock_lost.is_set():
+                    await self.save_checkpoint()
+            if lock_lost.is_set() and not stop.is_set():
+                raise LeadershipLost(f"outbox relay of {schema}: the lock's connection was lost")
 
     def _on_commit(self, events: Sequence[RecordedEvent] | None) -> None:
         self._committed.append(events)
