@@ -503,9 +503,10 @@ async def test_a_group_that_joined_an_auto_created_topic_reads_the_partitions_it
 ) -> None:
     """A broker that came back empty auto-creates a topic (Tansu: 4 partitions) as soon as a
     client asks for it; the relay then makes it again with 6. A consumer group that joined in
-    between must read partitions 4 and 5 too, once its metadata is `metadata_max_age_ms` old
+    between must read partitions 4 and 5 too, once its metadata is refreshed
     and it has rejoined as a new member (`messaging.groups`: Tansu gives a known member its
     old assignment again). A chaos run waited 150 s for them, in vain."""
+    settings = settings.model_copy(update={"metadata_max_age_ms": 1000})
     name = f"test.messaging.regrown.{uuid.uuid4().hex[:8]}.events.v1"
     first = encode(thing(tenant_id, 0))
     await raw_producer.send_and_wait(

@@ -255,7 +255,7 @@ async def consume(
     fetch_max_wait_ms: int = 5,
     session_timeout_ms: int = 10_000,
     heartbeat_interval_ms: int = 3_000,
-    metadata_max_age_ms: int = 5_000,
+    metadata_max_age_ms: int = 300_000,
     max_records: int = 2_000,
     topics: Sequence[str] = TOPICS,
 ) -> None:
