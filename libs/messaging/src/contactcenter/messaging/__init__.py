@@ -7,7 +7,6 @@ Modules (import what you use; importing this package imports no Kafka client):
 - `settings`: `KafkaSettings`
 - `admin`: `ensure_topics`, `repair_topics`, `dlq_topic`
 - `broker`: `create_broker`
-- `groups`: `rejoin_as_new_member_on_partition_changes` (Tansu's stale assignments)
 - `publisher`: `EnvelopePublisher`
 - `subscriber`: `subscribe_envelopes`, `subscribe_envelope_batches`, `EnvelopeConsumer`
 - `processing`: `RetryPolicy`, `EnvelopeProcessor`, the `dlq_*` header names

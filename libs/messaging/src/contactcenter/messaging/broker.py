@@ -14,7 +14,6 @@ from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from faststream.response import PublishCommand
 
 from contactcenter.messaging.cloudevents import H_SPECVERSION
-from contactcenter.messaging.groups import rejoin_as_new_member_on_partition_changes
 from contactcenter.messaging.settings import KafkaSettings
 
 
@@ -53,15 +52,12 @@ def create_broker(
     `middlewares` (e.g. FastStream's Kafka telemetry middleware) wrap ours, so they see a
     publish before the FastStream correlation id is blanked. Consumer tuning (fetch wait,
     session/heartbeat timeouts) is per subscriber in FastStream: `subscribe_envelopes` applies
-    it from the same settings. Group consumers rejoin as new members when their topics'
-    partitions change (`groups`).
+    it from the same settings.
     """
-    rejoin_as_new_member_on_partition_changes()
     return KafkaBroker(
         settings.servers,
         client_id=settings.client_id,
         request_timeout_ms=settings.request_timeout_ms,
-        metadata_max_age_ms=settings.metadata_max_age_ms,
         acks=settings.acks,
         linger_ms=settings.linger_ms,
         # Tansu rejects the idempotent/transactional producer (InitProducerId).

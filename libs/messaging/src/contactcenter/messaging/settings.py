@@ -18,12 +18,6 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
     client_id: str = Field(default="contactcenter", min_length=1)
     request_timeout_ms: int = Field(default=40_000, gt=0)
-    # How old a client's topic metadata may grow before it asks again (Kafka's default). A
-    # consumer group learns of a topic's new partition count from fresh metadata (asked for
-    # at once when a fetch meets a deleted topic, as after the relay's repair): see
-    # `messaging.groups`. A CI run with 5 s saw a group of the shared test broker rejoin
-    # without end at the e2e start-up (cause not established), so the default stays.
-    metadata_max_age_ms: int = Field(default=300_000, gt=0)
 
     # Producer. No idempotent/transactional producer: Tansu rejects it; delivery is at least
     # once and consumers de-duplicate by event id.

@@ -101,7 +101,6 @@ class ReportingApp(ServiceApp):
                 fetch_max_wait_ms=s.projection_fetch_max_wait_ms,
                 session_timeout_ms=s.kafka_session_timeout_ms,
                 heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
-                metadata_max_age_ms=kafka.metadata_max_age_ms,
                 max_records=s.projection_max_records,
             )
 

@@ -40,7 +40,6 @@ from contactcenter.eventstore import (
     save_stream_heads,
 )
 from contactcenter.messaging.cloudevents import EventEnvelope
-from contactcenter.messaging.groups import rejoin_as_new_member_on_partition_changes
 from contactcenter.messaging.ordering import StreamHeads, StreamKey, stream_keys
 from contactcenter.messaging.processing import ConsumedRecord, EnvelopeProcessor
 from contactcenter.reporting.adapters.inbound import TOPICS, is_relevant, read_fact
@@ -255,12 +254,10 @@ async def consume(
     fetch_max_wait_ms: int = 5,
     session_timeout_ms: int = 10_000,
     heartbeat_interval_ms: int = 3_000,
-    metadata_max_age_ms: int = 300_000,
     max_records: int = 2_000,
     topics: Sequence[str] = TOPICS,
 ) -> None:
     """The consumer loop: one batch per fetched partition, committed after the read models."""
-    rejoin_as_new_member_on_partition_changes()
     await projection.load()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
@@ -270,8 +267,6 @@ async def consume(
         fetch_max_wait_ms=fetch_max_wait_ms,
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
-        # A repaired topic's partition count is learnt from fresh metadata (KafkaSettings).
-        metadata_max_age_ms=metadata_max_age_ms,
         # Range, not round robin: every topic is keyed by tenant with the same partition count,
         # so partition n of each topic (one tenant's interactions, routing and reporting
         # events) goes to the same replica, which folds them together.
